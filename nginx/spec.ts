@@ -1,0 +1,120 @@
+/**
+ * The typed input of `renderNginxConf`. Plain data: the same spec is rendered for EC2 user data,
+ * for `npm run render` and for the local topology (which only changes ports, paths and how the
+ * stream module is loaded).
+ */
+import type { ServerProfile } from '../servers/profile';
+
+/** Upstream load-balancing strategy.
+ * - `round-robin`: nginx's default.
+ * - `least-conn`: fewest active connections; suits long-lived WebSockets.
+ * - `ip-hash`: client-address affinity (http mode only; stream mode uses `hash` on `$remote_addr`).
+ * - `hash`: `hash <hashKey> consistent` (ketama); `hashKey` defaults to `$remote_addr`, and
+ *   `$cookie_NAME` gives cookie affinity in http mode.
+ * - `random-two-least-conn`: `random two least_conn` (power of two choices). */
+export type BalanceStrategy = 'round-robin' | 'least-conn' | 'ip-hash' | 'hash' | 'random-two-least-conn';
+
+export const BALANCE_STRATEGIES: readonly BalanceStrategy[] = [
+  'round-robin',
+  'least-conn',
+  'ip-hash',
+  'hash',
+  'random-two-least-conn',
+];
+
+export interface BalanceSpec {
+  readonly strategy: BalanceStrategy;
+  /** nginx variable expression for `hash`; default `$remote_addr`. */
+  readonly hashKey?: string;
+}
+
+export interface UpstreamServer {
+  /** IP address or DNS name of a node. */
+  readonly host: string;
+  /** Default: the profile's port. */
+  readonly port?: number;
+  readonly weight?: number;
+  /** Passive health check: failures within failTimeoutSeconds that mark the server down. */
+  readonly maxFails?: number;
+  readonly failTimeoutSeconds?: number;
+  readonly backup?: boolean;
+}
+
+/** One backend cluster behind the proxy. */
+export interface BackendMount {
+  readonly profile: ServerProfile;
+  readonly servers: readonly UpstreamServer[];
+  /** Mount every route under this prefix and strip it before proxying,
+   * e.g. `/centrifugo` maps `/centrifugo/connection/websocket` to `/connection/websocket`. */
+  readonly prefix?: string;
+  /** Default: round-robin. */
+  readonly balance?: BalanceSpec;
+}
+
+export interface TlsSpec {
+  readonly certificatePath: string;
+  readonly keyPath: string;
+  /** Strict-Transport-Security max-age in seconds (http mode); off when unset. */
+  readonly hstsMaxAgeSeconds?: number;
+}
+
+/** Layer-7 front: one `server` (plus an optional port-80 redirect server) routing paths to backends. */
+export interface HttpFrontendSpec {
+  /** Default 443 with TLS, 80 without. */
+  readonly listenPort?: number;
+  readonly serverName?: string;
+  /** TLS termination; `null`/absent = plain HTTP. */
+  readonly tls?: TlsSpec | null;
+  /** With TLS: a plain listener on this port answering 301 to https. Default 80; `null` disables it. */
+  readonly redirectHttpPort?: number | null;
+  readonly backends: readonly BackendMount[];
+}
+
+/** Layer-4 front: a TCP (optionally TLS-terminating) listener passing bytes to one backend's nodes. */
+export interface StreamListenerSpec {
+  readonly listenPort: number;
+  readonly tls?: TlsSpec | null;
+  readonly backend: BackendMount;
+}
+
+export interface NginxTimeouts {
+  /** proxy_connect_timeout; default 5 s. */
+  readonly connectSeconds?: number;
+  /** proxy_read_timeout / proxy_send_timeout on WebSocket routes and stream proxy_timeout.
+   * Default: well above the largest ping interval of the mounted profiles. */
+  readonly idleSeconds?: number;
+}
+
+export interface NginxPaths {
+  /** `pid` file. */
+  readonly pidFile: string;
+  readonly errorLog: string;
+  readonly accessLog: string;
+  /** Directory holding the custom 50x page (`50x.html`). */
+  readonly errorPageRoot: string;
+  /** Directory for client_body/proxy temp files; unset = nginx's compiled-in defaults. */
+  readonly tempDir?: string;
+  /** `include` for mime.types; unset = none (realtime-edge serves no files besides the 50x page). */
+  readonly mimeTypes?: string;
+}
+
+export interface NginxSpec {
+  /** L7 mode. At least one of `http` and `stream` is required; both may be set. */
+  readonly http?: HttpFrontendSpec;
+  /** L4 mode. */
+  readonly stream?: { readonly listeners: readonly StreamListenerSpec[] };
+  /** How the stream module is present: compiled in (`static`, EC2 builds `--with-stream`) or a
+   * dynamic module loaded by absolute path (Debian's `libnginx-mod-stream`). */
+  readonly streamModule?: { readonly kind: 'static' } | { readonly kind: 'dynamic'; readonly path?: string };
+  /** Target number of concurrent client connections; sizes worker_connections and
+   * worker_rlimit_nofile (a proxied WebSocket holds two connections). */
+  readonly maxConnections?: number;
+  /** `auto` or a number; default `auto`. */
+  readonly workerProcesses?: 'auto' | number;
+  readonly timeouts?: NginxTimeouts;
+  /** Loopback-only stub_status listener port; default 8081; `null` disables it. */
+  readonly statusPort?: number | null;
+  /** Unprivileged user the workers run as (ignored by nginx when not started as root). */
+  readonly user?: string;
+  readonly paths: NginxPaths;
+}
