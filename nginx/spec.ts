@@ -24,7 +24,9 @@ export const BALANCE_STRATEGIES: readonly BalanceStrategy[] = [
 
 export interface BalanceSpec {
   readonly strategy: BalanceStrategy;
-  /** nginx variable expression for `hash`; default `$remote_addr`. */
+  /** nginx variable expression for `hash`; default `$remote_addr`. A key that is exactly
+   * `$cookie_NAME` gives cookie affinity (http only); clients without the cookie yet hash on their
+   * address instead of all landing on one node. */
   readonly hashKey?: string;
 }
 
@@ -78,11 +80,15 @@ export interface StreamListenerSpec {
 }
 
 export interface NginxTimeouts {
-  /** proxy_connect_timeout; default 5 s. */
+  /** proxy_connect_timeout (http and stream); default 3 s. */
   readonly connectSeconds?: number;
   /** proxy_read_timeout / proxy_send_timeout on WebSocket routes and stream proxy_timeout.
-   * Default: well above the largest ping interval of the mounted profiles. */
+   * Default: well above the largest ping interval of the mounted profiles (`defaultIdleTimeoutSeconds`);
+   * must be above that ping interval. */
   readonly idleSeconds?: number;
+  /** worker_shutdown_timeout: how long workers of an old configuration keep their connections after a
+   * reload before nginx closes them; default 30 s. */
+  readonly workerShutdownSeconds?: number;
 }
 
 export interface NginxPaths {
@@ -92,10 +98,13 @@ export interface NginxPaths {
   readonly accessLog: string;
   /** Directory holding the custom 50x page (`50x.html`). */
   readonly errorPageRoot: string;
-  /** Directory for client_body/proxy temp files; unset = nginx's compiled-in defaults. */
+  /** Existing directory under which nginx creates client_body/proxy/fastcgi/uwsgi/scgi temp
+   * directories; unset = nginx's compiled-in defaults. */
   readonly tempDir?: string;
   /** `include` for mime.types; unset = none (realtime-edge serves no files besides the 50x page). */
   readonly mimeTypes?: string;
+  /** Access log of stream (L4) sessions; default: `accessLog` (lines carry the protocol, TCP). */
+  readonly streamAccessLog?: string;
 }
 
 export interface NginxSpec {
@@ -114,7 +123,13 @@ export interface NginxSpec {
   readonly timeouts?: NginxTimeouts;
   /** Loopback-only stub_status listener port; default 8081; `null` disables it. */
   readonly statusPort?: number | null;
-  /** Unprivileged user the workers run as (ignored by nginx when not started as root). */
+  /** Unprivileged user the workers run as, with its group of the same name (ignored by nginx when
+   * not started as root). */
   readonly user?: string;
+  /** IP address every public listener (http, redirect, stream) binds; default all addresses.
+   * The local topology uses 127.0.0.1. The stub_status listener always binds 127.0.0.1. */
+  readonly listenAddress?: string;
+  /** `reuseport` on public listeners (one accept queue per worker); default true. */
+  readonly reuseport?: boolean;
   readonly paths: NginxPaths;
 }

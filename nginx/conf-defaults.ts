@@ -1,0 +1,114 @@
+/**
+ * The one place that decides every default of the rendered nginx.conf, and the two derived figures
+ * other layers must agree with: the idle timeout (the ALB's idle timeout follows the same rule) and
+ * the capacity numbers (systemd `LimitNOFILE` must equal `worker_rlimit_nofile`).
+ */
+import { maxPingIntervalSeconds, type ServerProfile } from '../servers/profile';
+import type { NginxSpec } from './spec';
+
+export const NGINX_DEFAULTS = {
+  /** Concurrent client connections one nginx host is sized for. 8192 keeps worker_rlimit_nofile
+   * (17,664) under the common 20,000 hard open-file limit of unprivileged shells and containers. */
+  maxConnections: 8192,
+  workerProcesses: 'auto',
+  /** Nodes sit in the same VPC: a healthy one accepts within milliseconds. 3 s still survives one
+   * lost SYN (retransmitted after 1 s) while a blackholed node costs a client only 3 s. */
+  connectSeconds: 3,
+  /** Old workers close their WebSockets this long after a reload; clients then reconnect to the new
+   * workers. Short, so repeated reloads (node changes) do not pile up generations of old workers. */
+  workerShutdownSeconds: 30,
+  statusPort: 8081,
+  tlsListenPort: 443,
+  plainListenPort: 80,
+  redirectHttpPort: 80,
+  serverName: '_',
+  reuseport: true,
+  streamModule: { kind: 'static' } as const,
+  streamModulePath: '/usr/lib/nginx/modules/ngx_stream_module.so',
+  /** Idle upstream connections each worker keeps per plain-HTTP upstream. */
+  upstreamKeepalive: 32,
+  /** Passive health checks on plain-HTTP upstreams: requests complete, so a node marked down is
+   * probed again after fail_timeout and restored by the first success. */
+  httpMaxFails: 2,
+  httpFailTimeoutSeconds: 10,
+  /** Passive health checks off on long-lived (WebSocket, stream) upstreams; see conf.ts. */
+  longLivedMaxFails: 0,
+  /** Upper bound of proxy_next_upstream_tries (the actual value is min(this, servers)). */
+  maxNextUpstreamTries: 3,
+  /** TLS session cache per shared zone: 10 MB holds about 40,000 sessions. */
+  tlsSessionCacheMegabytes: 10,
+  tlsSessionTimeout: '1d',
+} as const;
+
+/** Path of the stub_status page on the loopback status listener. */
+export const STUB_STATUS_PATH = '/nginx_status';
+/** File name of the custom error page inside `paths.errorPageRoot`. */
+export const ERROR_PAGE_FILE = '50x.html';
+
+/**
+ * Default idle timeout for long-lived connections: twice the largest ping interval plus 15 s. One
+ * missed ping (a slow node, a GC pause, a lost packet retransmitted) must not cut a healthy socket,
+ * and a dead peer is still noticed within about two ping periods.
+ */
+export function defaultIdleTimeoutSeconds(profiles: readonly ServerProfile[]): number {
+  return 2 * maxPingIntervalSeconds(profiles) + 15;
+}
+
+/** Every backend profile the spec mounts, http and stream. */
+export function mountedProfiles(spec: Pick<NginxSpec, 'http' | 'stream'>): ServerProfile[] {
+  return [
+    ...(spec.http?.backends ?? []).map((backend) => backend.profile),
+    ...(spec.stream?.listeners ?? []).map((listener) => listener.backend.profile),
+  ];
+}
+
+/** The idle timeout the rendered config uses (spec value or the default above). */
+export function resolveIdleTimeoutSeconds(spec: Pick<NginxSpec, 'http' | 'stream' | 'timeouts'>): number {
+  return spec.timeouts?.idleSeconds ?? defaultIdleTimeoutSeconds(mountedProfiles(spec));
+}
+
+export interface NginxCapacity {
+  /** The target the figures were derived from. */
+  readonly maxConnections: number;
+  /** `worker_connections`: per worker, counting client and upstream sockets. */
+  readonly workerConnections: number;
+  /** `worker_rlimit_nofile`, and what systemd `LimitNOFILE` must allow. */
+  readonly rlimitNofile: number;
+}
+
+/** Every proxied connection holds two sockets in its worker: the client's and the upstream's. */
+const SOCKETS_PER_CLIENT = 2;
+/** Slots besides proxied pairs: listening sockets, idle upstream keepalive connections, stub_status. */
+const WORKER_CONNECTION_RESERVE = 256;
+/** Descriptors besides connections: log files, temp files of buffered bodies, the 50x page. */
+const FILE_DESCRIPTOR_RESERVE = 1024;
+/** With reuseport the kernel hashes connections over the workers' queues; 25% covers the skew. */
+const REUSEPORT_SKEW = 1.25;
+
+/**
+ * worker_connections and worker_rlimit_nofile from the `maxConnections` target:
+ *
+ *   clientsPerWorker  = maxConnections                               (workers `auto` or no reuseport)
+ *                     = min(maxConnections, ceil(maxConnections * 1.25 / workerProcesses))
+ *                                                                     (a fixed count with reuseport)
+ *   workerConnections = 2 * clientsPerWorker + 256
+ *   rlimitNofile      = workerConnections + 1024
+ *
+ * Without reuseport every worker accepts from one shared queue and long-lived connections pile up
+ * on whichever worker wakes first, so each worker must be able to hold the whole target; with
+ * `auto` the worker count is unknown at render time, so the same holds. Only a fixed worker count
+ * with reuseport (the kernel spreads connections evenly) lets the target be divided.
+ */
+export function nginxCapacity(
+  spec: Pick<NginxSpec, 'maxConnections' | 'workerProcesses' | 'reuseport'>,
+): NginxCapacity {
+  const maxConnections = spec.maxConnections ?? NGINX_DEFAULTS.maxConnections;
+  const workers = spec.workerProcesses ?? NGINX_DEFAULTS.workerProcesses;
+  const reuseport = spec.reuseport ?? NGINX_DEFAULTS.reuseport;
+  const clientsPerWorker =
+    reuseport && typeof workers === 'number'
+      ? Math.min(maxConnections, Math.ceil((maxConnections * REUSEPORT_SKEW) / workers))
+      : maxConnections;
+  const workerConnections = SOCKETS_PER_CLIENT * clientsPerWorker + WORKER_CONNECTION_RESERVE;
+  return { maxConnections, workerConnections, rlimitNofile: workerConnections + FILE_DESCRIPTOR_RESERVE };
+}
