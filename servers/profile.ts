@@ -71,7 +71,18 @@ export interface NodeRenderInput {
   readonly region?: string;
   /** Raise the node's open-file limit to at least this (systemd LimitNOFILE). */
   readonly maxConnections?: number;
+  /** Trusted sha256 of the server's release archive per CPU architecture, for backends that
+   * download a binary release (Centrifugo). The node detects its architecture at boot and refuses
+   * to install when no pinned checksum matches. */
+  readonly releaseSha256?: Readonly<Partial<Record<CpuArchitecture, string>>>;
+  /** Accept a release verified only against the checksums file published next to it (no pin).
+   * That catches corrupt downloads, not a replaced release. Default false: no pin, no install. */
+  readonly allowUnpinnedRelease?: boolean;
 }
+
+/** CPU architectures as `uname -m` reports them on EC2 (Intel/AMD and Graviton). */
+export type CpuArchitecture = 'x86_64' | 'aarch64';
+export const CPU_ARCHITECTURES: readonly CpuArchitecture[] = ['x86_64', 'aarch64'];
 
 /** A secret a backend needs generated (with @pulumi/random) and delivered via SSM. */
 export interface SecretSpec {
@@ -90,6 +101,8 @@ export interface RenderedFile {
   readonly mode: string;
   /** What the file is, for `npm run render`'s manifest: `deepstream-config`, `centrifugo-config`, ... */
   readonly kind: string;
+  /** `user` or `user:group` owning the file; default `root:root`. */
+  readonly owner?: string;
 }
 
 /** A realtime server as realtime-edge deploys it: its proxy profile plus how a node is set up. */

@@ -1,0 +1,69 @@
+/**
+ * Input validation shared by the server renderers: zod schemas for the values that end up in
+ * config files and bash, and one error format (context, field, bad value, what is allowed).
+ */
+import { z } from 'zod';
+
+/** Parses `value` with `schema` or throws one Error listing every problem as
+ * `context: field = <value>: <what is allowed>`. */
+export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, context: string): T {
+  const result = schema.safeParse(value, { reportInput: true });
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => {
+    const field = issue.path.length > 0 ? issue.path.map(String).join('.') : '(input)';
+    if (issue.code === 'unrecognized_keys') {
+      return `${field}: unknown key(s) ${issue.keys.join(', ')}`;
+    }
+    const input = 'input' in issue ? issue.input : undefined;
+    const shown = input === undefined ? 'missing' : JSON.stringify(input);
+    return `${field} = ${shown}: ${issue.message}`;
+  });
+  throw new Error(`${context}: invalid input\n  ${lines.join('\n  ')}`);
+}
+
+/** A DNS name or IPv4/IPv6 address; no characters that could escape a config file or URL. */
+export const hostSchema = z
+  .string()
+  .regex(
+    /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)$/,
+    'expected a DNS name, an IPv4 address or an IPv6 address',
+  );
+
+export const portSchema = z.number().int('expected an integer port').min(1, 'expected a port 1-65535').max(65535, 'expected a port 1-65535');
+
+/** Unique node name: it becomes deepstream's serverName, Centrifugo's node.name and part of
+ * systemd descriptions, so it stays in a conservative alphabet. */
+export const nodeNameSchema = z
+  .string()
+  .regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'expected 1-63 lowercase letters, digits or "-", starting and ending with a letter or digit');
+
+export const versionSchema = z.string().regex(/^\d+\.\d+\.\d+$/, 'expected an exact version MAJOR.MINOR.PATCH, e.g. 7.0.2');
+
+/** SSM Parameter Store names: letters, digits and `_.-/` (AWS's own alphabet). */
+export const ssmParameterNameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_.\-/]{1,2048}$/, 'expected an SSM parameter name (letters, digits and _ . - /)');
+
+export const awsRegionSchema = z.string().regex(/^[a-z]{2}(?:-[a-z]+)+-\d+$/, 'expected an AWS region such as eu-west-1');
+
+/** A browser origin (`https://app.example.com`, optionally with a port); `*` wildcards are allowed
+ * in the host for servers that support patterns. No `#`, quotes or whitespace: origins end up in
+ * YAML/JSON that servers pre-process as text. */
+export const originSchema = z
+  .string()
+  .regex(/^https?:\/\/[A-Za-z0-9*](?:[A-Za-z0-9*.-]*[A-Za-z0-9])?(?::\d{1,5})?$/, 'expected an origin like https://app.example.com[:port] (no path)');
+
+export const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits');
+
+export const maxConnectionsSchema = z
+  .number()
+  .int('expected an integer')
+  .min(1, 'expected at least 1')
+  .max(1_000_000, 'expected at most 1000000 (the kernel limit for open files per process is 1048576)');
+
+export const redisEndpointSchema = z.object({
+  host: hostSchema,
+  port: portSchema,
+  tls: z.boolean(),
+  authTokenParameter: ssmParameterNameSchema.optional(),
+});
