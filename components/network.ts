@@ -1,0 +1,96 @@
+/**
+ * Security-group rules as separate resources (one rule, one resource), so components can open a
+ * port to a peer that is created later — the clusters exist before the proxy and the ALB that
+ * reach them, yet only those security groups may reach the nodes — and so a change of one rule
+ * never rewrites the others. Every rule is a single TCP port: nothing here opens a range.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import * as aws from '@pulumi/aws';
+
+/** HTTPS out: package repositories, release downloads and the AWS APIs (SSM) a host boots from. */
+export const HTTPS_PORT = 443;
+
+export interface CidrLists {
+  readonly ipv4: readonly string[];
+  readonly ipv6: readonly string[];
+}
+
+interface RuleCommon {
+  readonly securityGroupId: pulumi.Input<string>;
+  readonly port: number;
+  readonly description: string;
+  readonly tags?: Readonly<Record<string, string>>;
+}
+
+/** Ingress on `port` from members of another security group (never a CIDR). */
+export function allowIngressFromSecurityGroup(
+  name: string,
+  rule: RuleCommon & { readonly sourceSecurityGroupId: pulumi.Input<string> },
+  opts: pulumi.CustomResourceOptions,
+): aws.vpc.SecurityGroupIngressRule {
+  return new aws.vpc.SecurityGroupIngressRule(
+    name,
+    {
+      securityGroupId: rule.securityGroupId,
+      referencedSecurityGroupId: rule.sourceSecurityGroupId,
+      ipProtocol: 'tcp',
+      fromPort: rule.port,
+      toPort: rule.port,
+      description: rule.description,
+      tags: rule.tags,
+    },
+    opts,
+  );
+}
+
+/** Ingress on `port` from client networks; one rule per CIDR, as AWS stores them. */
+export function allowIngressFromCidrs(
+  name: string,
+  rule: RuleCommon & { readonly cidrs: CidrLists },
+  opts: pulumi.CustomResourceOptions,
+): aws.vpc.SecurityGroupIngressRule[] {
+  const entries = [
+    ...rule.cidrs.ipv4.map((cidr) => ({ cidrIpv4: cidr, cidrIpv6: undefined })),
+    ...rule.cidrs.ipv6.map((cidr) => ({ cidrIpv4: undefined, cidrIpv6: cidr })),
+  ];
+  return entries.map(
+    (entry, index) =>
+      new aws.vpc.SecurityGroupIngressRule(
+        entries.length === 1 ? name : `${name}-${index}`,
+        {
+          securityGroupId: rule.securityGroupId,
+          ...entry,
+          ipProtocol: 'tcp',
+          fromPort: rule.port,
+          toPort: rule.port,
+          description: rule.description,
+          tags: rule.tags,
+        },
+        opts,
+      ),
+  );
+}
+
+/** Egress on `port` to members of another security group, or to anywhere (IPv4) when the peer
+ * has no security group we know (an existing Redis endpoint, package mirrors, AWS APIs). */
+export function allowEgress(
+  name: string,
+  rule: RuleCommon & { readonly destinationSecurityGroupId?: pulumi.Input<string> },
+  opts: pulumi.CustomResourceOptions,
+): aws.vpc.SecurityGroupEgressRule {
+  return new aws.vpc.SecurityGroupEgressRule(
+    name,
+    {
+      securityGroupId: rule.securityGroupId,
+      ...(rule.destinationSecurityGroupId !== undefined
+        ? { referencedSecurityGroupId: rule.destinationSecurityGroupId }
+        : { cidrIpv4: '0.0.0.0/0' }),
+      ipProtocol: 'tcp',
+      fromPort: rule.port,
+      toPort: rule.port,
+      description: rule.description,
+      tags: rule.tags,
+    },
+    opts,
+  );
+}
