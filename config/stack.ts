@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import * as pulumi from '@pulumi/pulumi';
+import type * as Pulumi from '@pulumi/pulumi';
 import { parse as parseYaml } from 'yaml';
 import { maxPingIntervalSeconds } from '../servers/profile';
 import {
@@ -188,7 +188,7 @@ class Validation {
         issueFor(
           qualified(key),
           this.raw[key],
-          'only the keys listed in docs/config.md',
+          'only the keys listed in the README configuration reference',
           suggestion ? `unknown key; did you mean ${qualified(suggestion)}?` : 'unknown key',
         ),
       );
@@ -593,6 +593,9 @@ export function loadStackFile(path: string): StackConfig {
  * Reads the whole config map so unknown `realtime-edge:` keys are reported too.
  */
 export function readPulumiConfig(): StackConfig {
+  // Loaded here, not at the top: @pulumi/pulumi takes seconds to load, and only a Pulumi program
+  // calls this (`npm run local` and the render tool read stack files without it).
+  const pulumi = require('@pulumi/pulumi') as typeof Pulumi;
   const { raw, region } = splitStackConfig(pulumi.runtime.allConfig());
   return parseStackConfig(raw, {
     region: region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION,

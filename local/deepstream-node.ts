@@ -1,19 +1,18 @@
 /**
- * One deepstream node of the local topology: the config files rendered by the deepstream backend
- * (the same renderer as EC2 user data, with a loopback listen address and port), written into the
- * node's folder, and `@deepstream/server` from node_modules started on them by deepstream-launcher.js.
+ * One deepstream node of the local topology: the files rendered by the deepstream backend (the
+ * same renderer as EC2 user data, with a loopback listen address and port) written into the node's
+ * folder, and `@deepstream/server` from node_modules started on them by the rendered launcher, the
+ * same file systemd runs on EC2.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { deepstreamBackend } from '../servers/deepstream';
+import { DEEPSTREAM_LAUNCHER_KIND, deepstreamBackend, deepstreamLauncherArgs } from '../servers/deepstream';
 import type { NodeRenderInput, RenderedFile } from '../servers/profile';
 import { startIdentityProvider, type IdentityProvider } from './node-identity';
 import { LOOPBACK } from './ports';
 import { startProcess, type ManagedProcess } from './processes';
 import { httpGetStatus, waitUntil } from './readiness';
 
-/** Starts the server through its library API rather than `deepstream start`; see the file for why. */
-const LAUNCHER = path.join(__dirname, 'deepstream-launcher.js');
 /** deepstream's main config file name; its sibling files (permissions.yml) are loaded relative to it. */
 const CONFIG_FILE_NAME = 'config.yml';
 
@@ -45,23 +44,39 @@ export interface StartNodeOptions {
   readonly identity: boolean;
 }
 
-/** Writes the rendered files into `dir` by file name; returns the path of the main config. */
-export function writeNodeFiles(dir: string, files: readonly RenderedFile[]): string {
+export interface NodeFiles {
+  /** The main config (`config.yml`). */
+  readonly configPath: string;
+  /** The rendered launcher script that starts the node on it. */
+  readonly launcherPath: string;
+}
+
+/** Writes the rendered files into `dir` by file name; returns where the config and launcher went. */
+export function writeNodeFiles(dir: string, files: readonly RenderedFile[]): NodeFiles {
   let configPath: string | undefined;
+  let launcherPath: string | undefined;
   for (const file of files) {
     const target = path.join(dir, path.basename(file.path));
     fs.writeFileSync(target, file.content, { mode: parseInt(file.mode, 8) });
     if (path.basename(file.path) === CONFIG_FILE_NAME) configPath = target;
+    if (file.kind === DEEPSTREAM_LAUNCHER_KIND) launcherPath = target;
   }
   if (!configPath) throw new Error(`the deepstream renderer returned no ${CONFIG_FILE_NAME}`);
-  return configPath;
+  if (!launcherPath) throw new Error(`the deepstream renderer returned no file of kind ${DEEPSTREAM_LAUNCHER_KIND}`);
+  return { configPath, launcherPath };
+}
+
+/** The `@deepstream/server` package in this project's node_modules. */
+function serverPackageDir(): string {
+  return path.dirname(require.resolve('@deepstream/server/package.json'));
 }
 
 export async function startDeepstreamNode(options: StartNodeOptions): Promise<NodeHandle> {
   const { dir, render } = options;
   const port = render.listenPort ?? deepstreamBackend.profile.port;
   const host = render.listenHost ?? LOOPBACK;
-  const configPath = writeNodeFiles(dir, deepstreamBackend.renderConfigFiles(render));
+  const { configPath, launcherPath } = writeNodeFiles(dir, deepstreamBackend.renderConfigFiles(render));
+  const launchArgs = deepstreamLauncherArgs({ launcher: launcherPath, config: configPath, serverPackageDir: serverPackageDir() });
   const logPath = path.join(dir, 'deepstream.log');
   const healthUrl = `http://${host}:${port}${deepstreamBackend.profile.healthPath}`;
   let current: ManagedProcess | undefined;
@@ -79,7 +94,7 @@ export async function startDeepstreamNode(options: StartNodeOptions): Promise<No
     const proc = startProcess({
       name: render.nodeName,
       command: process.execPath,
-      args: [LAUNCHER, configPath],
+      args: launchArgs,
       cwd: dir,
       logPath,
     });

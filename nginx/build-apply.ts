@@ -3,7 +3,7 @@
  * backends or proxy settings change), so a config change never needs a new instance.
  */
 import { NGINX_SERVICE_NAME, resolveNginxInstallPaths, validateOptions } from './build-options';
-import { shellArray, shellQuote } from './build-shell';
+import { shellArray, shellQuote } from '../servers/shell';
 
 export interface NginxApplyConfigOptions {
   /** The live nginx.conf. Default: the build's default conf path (/etc/nginx/nginx.conf). */

@@ -14,7 +14,7 @@ import {
   type NginxBuildOptions,
   type ResolvedNginxBuildOptions,
 } from './build-options';
-import { quotedHeredoc, shellArray, shellQuote } from './build-shell';
+import { quotedHeredoc, shellArray, shellQuote } from '../servers/shell';
 import {
   NGINX_LOGROTATE_PATH,
   NGINX_SYSCTL_PATH,
@@ -27,7 +27,8 @@ import {
 export * from './build-options';
 export * from './build-system';
 export { renderNginxApplyConfigScript, type NginxApplyConfigOptions } from './build-apply';
-export { shellQuote, shellArray } from './build-shell';
+// Kept for consumers that quote values for the scripts rendered here.
+export { shellQuote, shellArray } from '../servers/shell';
 
 /** The full `./configure` argument list the script runs (also what `nginx -V` reports). */
 export function nginxConfigureArgs(options: NginxBuildOptions): string[] {

@@ -11,7 +11,7 @@
  *   list of step numbers to run, e.g. `3,4` to re-run two steps on a host or test one in isolation.
  */
 import type { RenderedFile } from './profile';
-import { assertShellIdentifier, shellQuote } from './shell';
+import { assertShellIdentifier, quotedHeredoc, shellQuote } from './shell';
 import { awsRegionSchema, parseOrThrow, ssmParameterNameSchema } from './validate';
 import { z } from 'zod';
 
@@ -170,20 +170,16 @@ function renderStepFunction(index: number, step: BootstrapStep): string {
   return [`# step ${index}: ${step.name}`, `realtime_edge_step_${index}() {`, body, '}', ''].join('\n');
 }
 
-/** A quoted heredoc (no expansion) whose delimiter is proven absent from the content. A heredoc
- * always ends with a newline, so content without one is written with an extra newline that the
+/** The file's bytes through a quoted heredoc (no expansion, delimiter absent from the content).
+ * A heredoc always ends with a newline, so content without one gets an extra newline that the
  * writer then truncates: the file gets exactly the given bytes. */
 function renderFileWrite(file: RenderedFile, index: number): string {
   const endsWithNewline = file.content.endsWith('\n');
-  const body = endsWithNewline ? file.content.slice(0, -1) : file.content;
-  const lines = new Set(body.split('\n'));
-  let delimiter = `REALTIME_EDGE_FILE_${index + 1}_EOF`;
-  for (let n = 1; lines.has(delimiter); n += 1) delimiter = `REALTIME_EDGE_FILE_${index + 1}_EOF_${n}`;
+  const heredoc = quotedHeredoc(file.content, `REALTIME_EDGE_FILE_${index + 1}_EOF`);
   const mode = file.mode.length === 3 ? `0${file.mode}` : file.mode;
   return [
-    `realtime_edge_write_file ${shellQuote(file.path)} ${mode} ${shellQuote(file.owner ?? 'root:root')} ${endsWithNewline ? 'no' : 'yes'} <<'${delimiter}'`,
-    body,
-    delimiter,
+    `realtime_edge_write_file ${shellQuote(file.path)} ${mode} ${shellQuote(file.owner ?? 'root:root')} ${endsWithNewline ? 'no' : 'yes'} ${heredoc.operator}`,
+    heredoc.body,
   ].join('\n');
 }
 

@@ -351,6 +351,7 @@ export function createCentrifugoBackend(options: CentrifugoOptions = {}): Server
     profile: centrifugoProfile,
     defaultVersion: CENTRIFUGO_DEFAULT_VERSION,
     secrets: CENTRIFUGO_SECRETS.map(({ key, description, length }) => ({ key, description, length })),
+    verifiesReleaseArchive: true,
     renderConfigFiles,
     renderUserData,
   };

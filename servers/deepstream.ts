@@ -1,6 +1,7 @@
 /**
- * deepstream.io v7 as realtime-edge deploys it: its proxy profile, its `config.yml` and
- * `permissions.yml`, and the user data that installs a pinned server from npm and runs it.
+ * deepstream.io v7 as realtime-edge deploys it: its proxy profile, its `config.yml`,
+ * `permissions.yml` and launcher script, and the user data that installs a pinned server from npm
+ * and runs it.
  */
 import { Document, isMap, Scalar } from 'yaml';
 import { z } from 'zod';
@@ -60,6 +61,12 @@ const MIN_NODE_MAJOR = 18;
 
 export const DEEPSTREAM_CONFIG_DIR = '/etc/deepstream';
 export const DEEPSTREAM_INSTALL_DIR = '/opt/deepstream';
+/** Manifest kind of the launcher script among the rendered config files. */
+export const DEEPSTREAM_LAUNCHER_KIND = 'deepstream-launcher';
+const CONFIG_PATH = `${DEEPSTREAM_CONFIG_DIR}/config.yml`;
+const LAUNCHER_PATH = `${DEEPSTREAM_CONFIG_DIR}/deepstream-launcher.js`;
+/** The installed `@deepstream/server` package the launcher runs. */
+const SERVER_PACKAGE_DIR = `${DEEPSTREAM_INSTALL_DIR}/node_modules/@deepstream/server`;
 const SERVICE_USER = 'deepstream';
 const UNIT = 'deepstream.service';
 const ENV_FILE = `${SECRETS_DIR}/deepstream.env`;
@@ -169,8 +176,9 @@ export function renderDeepstreamConfig(spec: DeepstreamConfigSpec): string {
     serverName: spec.nodeName,
     showLogo: false,
     logLevel: spec.logLevel ?? 'INFO',
-    // A lost Redis connection is reported as fatal by the plugins; staying up lets ioredis
-    // reconnect and the node resume once Redis is back, without a restart.
+    // The Redis plugins report every lost connection as fatal. With false, deepstream only emits
+    // FATAL_EXCEPTION, and the rendered launcher (not `deepstream start`, which exits on it
+    // whatever this says) keeps the node up while ioredis reconnects.
     exitOnFatalError: false,
     telemetry: { type: 'deepstreamIO', options: { enabled: false } },
     httpServer: {
@@ -244,6 +252,67 @@ export function renderDeepstreamPermissions(permissions: DeepstreamPermissions =
   assertSurvivesDeepstreamPreprocessing(text);
   return text;
 }
+
+/** The launcher's argv after `node`: the launcher, the node's config.yml and the directory of the
+ * `@deepstream/server` package to run. One place decides it for systemd and for local runs. */
+export function deepstreamLauncherArgs(paths: { readonly launcher: string; readonly config: string; readonly serverPackageDir: string }): string[] {
+  return [paths.launcher, paths.config, paths.serverPackageDir];
+}
+
+/** `deepstream-launcher.js`: starts one node through deepstream's library API. See the text. */
+export const DEEPSTREAM_LAUNCHER_SCRIPT = `'use strict';
+// Rendered by realtime-edge: starts one deepstream node.
+//   node deepstream-launcher.js CONFIG_FILE SERVER_PACKAGE_DIR
+// SERVER_PACKAGE_DIR is the installed @deepstream/server package (its plugins are resolved from
+// there too).
+//
+// Why not \`deepstream start -c CONFIG_FILE\`: that command calls process.exit(1) on every
+// FATAL_EXCEPTION, whatever exitOnFatalError says, and the Redis plugins report each lost Redis
+// connection as fatal, so a Redis restart of a few seconds would end every node at once. Here a
+// fatal error before the node has started still exits (it never served; the supervisor retries),
+// and one after start is logged while the node stays up: ioredis reconnects and resubscribes, and
+// cluster messages and the record cache resume without a restart.
+const path = require('path');
+
+const [configFile, serverPackageDir] = process.argv.slice(2);
+if (!configFile || !serverPackageDir) {
+  console.error('usage: node deepstream-launcher.js CONFIG_FILE SERVER_PACKAGE_DIR');
+  process.exit(2);
+}
+
+const { Deepstream } = require(path.resolve(serverPackageDir));
+const server = new Deepstream(path.resolve(configFile));
+let started = false;
+server.on('started', () => {
+  started = true;
+});
+server.on('FATAL_EXCEPTION', () => {
+  if (!started) {
+    console.error('deepstream-launcher: fatal error while starting (see above); exiting');
+    process.exit(1);
+  }
+  console.error('deepstream-launcher: fatal error reported (see above); staying up so the plugins can reconnect');
+});
+server.start();
+
+// Graceful stop on SIGTERM (systemd) and SIGINT; the timer bounds a stop that never completes.
+const STOP_GRACE_MS = 3000;
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    setTimeout(() => process.exit(0), STOP_GRACE_MS).unref();
+    server.on('stopped', () => process.exit(0));
+    try {
+      server.stop();
+    } catch (error) {
+      console.error(\`deepstream-launcher: \${error}\`);
+      process.exit(0);
+    }
+  });
+}
+`;
 
 /** The node's npm project: exact versions, and uWebSockets.js replaced by a local stub.
  * deepstream 7 lists uWebSockets.js as a GitHub dependency that npm cannot always fetch (and that
@@ -340,8 +409,10 @@ export function createDeepstreamBackend(options: DeepstreamOptions = {}): Server
     validate(input);
     const owner = `root:${SERVICE_USER}`;
     return [
-      { path: `${DEEPSTREAM_CONFIG_DIR}/config.yml`, content: renderDeepstreamConfig({ ...input, ...options }), mode: '0640', kind: 'deepstream-config', owner },
+      { path: CONFIG_PATH, content: renderDeepstreamConfig({ ...input, ...options }), mode: '0640', kind: 'deepstream-config', owner },
       { path: `${DEEPSTREAM_CONFIG_DIR}/permissions.yml`, content: renderDeepstreamPermissions(options.permissions), mode: '0640', kind: 'deepstream-config', owner },
+      // Next to the config so EC2 and local runs start the node with the very same file.
+      { path: LAUNCHER_PATH, content: DEEPSTREAM_LAUNCHER_SCRIPT, mode: '0640', kind: DEEPSTREAM_LAUNCHER_KIND, owner },
     ];
   }
 
@@ -352,12 +423,10 @@ export function createDeepstreamBackend(options: DeepstreamOptions = {}): Server
       description: `deepstream.io ${input.version} (realtime-edge node ${input.nodeName})`,
       user: SERVICE_USER,
       workingDirectory: DEEPSTREAM_INSTALL_DIR,
+      // The launcher keeps the node up through Redis outages; Restart=always is the last resort.
       execStart: [
         `${DEEPSTREAM_INSTALL_DIR}/bin/node`,
-        `${DEEPSTREAM_INSTALL_DIR}/node_modules/@deepstream/server/dist/bin/deepstream`,
-        'start',
-        '-c',
-        `${DEEPSTREAM_CONFIG_DIR}/config.yml`,
+        ...deepstreamLauncherArgs({ launcher: LAUNCHER_PATH, config: CONFIG_PATH, serverPackageDir: SERVER_PACKAGE_DIR }),
       ],
       environment: { NODE_ENV: 'production' },
       environmentFiles: needsSecrets ? [ENV_FILE] : [],
@@ -396,6 +465,7 @@ export function createDeepstreamBackend(options: DeepstreamOptions = {}): Server
     profile: deepstreamProfile,
     defaultVersion: DEEPSTREAM_DEFAULT_VERSION,
     secrets: [],
+    verifiesReleaseArchive: false,
     renderConfigFiles,
     renderUserData,
   };

@@ -112,6 +112,11 @@ export interface ServerBackend {
   readonly defaultVersion: string;
   /** Secrets generated per cluster; none for deepstream. */
   readonly secrets: readonly SecretSpec[];
+  /** True when a node downloads the server as a release archive and verifies it before installing:
+   * against `NodeRenderInput.releaseSha256`, or with `allowUnpinnedRelease` against the checksums
+   * published next to it (the stack config then offers `<name>ReleaseSha256` and
+   * `<name>AllowUnpinnedRelease`). Default false: installed another way, e.g. pinned from npm. */
+  readonly verifiesReleaseArchive?: boolean;
   /** The node's config files (no secret values in them). */
   renderConfigFiles(input: NodeRenderInput): RenderedFile[];
   /** The bash run as EC2 user data: installs the pinned server, writes the config files, fetches

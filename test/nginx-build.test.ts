@@ -28,7 +28,7 @@ import {
   shellQuote,
   type NginxBuildOptions,
 } from '../nginx/build';
-import { quotedHeredoc } from '../nginx/build-shell';
+import { quotedHeredoc } from '../servers/shell';
 import { nginxCapacity, renderNginxConf } from '../nginx/conf';
 import { centrifugoProfile } from '../servers/centrifugo';
 import { deepstreamProfile } from '../servers/deepstream';

@@ -109,7 +109,7 @@ describe('centrifugoBackend.renderUserData', () => {
     expect(shellcheck(script)).toBe('');
     expect(bashSyntaxError(script)).toBe('');
     expect(Buffer.byteLength(script)).toBeLessThan(16 * 1024);
-    for (const parameter of Object.values(secretParameters)) expect(script).toContain(`'${parameter}'`);
+    for (const parameter of Object.values(secretParameters)) expect(script).toContain(`value="$(realtime_edge_ssm_get "$region" ${parameter})"`);
     expect(script).toContain('checkconfig --strict');
   });
 

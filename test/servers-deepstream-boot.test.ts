@@ -1,50 +1,66 @@
 /**
- * Real deepstream cluster from the rendered config: redis-server on a free port, two deepstream
- * 7 nodes (the real binary from node_modules) started with the files renderConfigFiles returns,
- * and @deepstream/client proving that an event emitted on node B reaches a subscriber on node A.
+ * Real deepstream cluster from the rendered files: redis-server on a free port, two deepstream 7
+ * nodes (the real server from node_modules) started by the rendered launcher on the rendered
+ * config, exactly as systemd does on EC2, and @deepstream/client proving that an event emitted on
+ * node B reaches a subscriber on node A.
  * The second case runs Redis with TLS and an AUTH token full of characters that YAML, shells and
- * deepstream's ${ENV} substitution treat specially.
+ * deepstream's ${ENV} substitution treat specially. The third stops and restarts Redis under
+ * running nodes: they must stay up (same process) and deliver across nodes again.
  */
 import { DeepstreamClient } from '@deepstream/client';
+import type { ChildProcess } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { deepstreamBackend, deepstreamRedisPasswordEnv } from '../servers/deepstream';
+import { dirname, join } from 'node:path';
+import { DEEPSTREAM_LAUNCHER_KIND, deepstreamBackend, deepstreamLauncherArgs, deepstreamRedisPasswordEnv } from '../servers/deepstream';
 import type { NodeRenderInput, RedisEndpoint } from '../servers/profile';
 import { freePort, makeTempDir, ProcessGroup, removeDir, waitForHttp200 } from './servers-helpers';
 
-const DEEPSTREAM_BIN = require.resolve('@deepstream/server/dist/bin/deepstream');
+const SERVER_PACKAGE_DIR = dirname(require.resolve('@deepstream/server/package.json'));
 
-interface Cluster {
-  readonly ports: number[];
-  readonly processes: ProcessGroup;
+interface ClusterNode {
+  readonly name: string;
+  readonly port: number;
+  readonly process: ChildProcess;
 }
 
-/** Renders and starts two nodes on `redis`; returns once both answer their health check. */
-async function startCluster(dir: string, redis: RedisEndpoint, env: NodeJS.ProcessEnv, processes: ProcessGroup): Promise<number[]> {
-  const ports = [await freePort(), await freePort()];
-  for (const [i, port] of ports.entries()) {
-    const input: NodeRenderInput = { nodeName: `deepstream-${i}`, version: '7.0.2', listenHost: '127.0.0.1', listenPort: port, redis };
+/** Renders two nodes on `redis`, starts each with its rendered launcher and returns once both
+ * answer their health check. */
+async function startCluster(dir: string, redis: RedisEndpoint, env: NodeJS.ProcessEnv, processes: ProcessGroup): Promise<ClusterNode[]> {
+  const nodes: ClusterNode[] = [];
+  for (let i = 0; i < 2; i += 1) {
+    const name = `deepstream-${i}`;
+    const port = await freePort();
+    const input: NodeRenderInput = { nodeName: name, version: '7.0.2', listenHost: '127.0.0.1', listenPort: port, redis };
     const nodeDir = join(dir, `node-${i}`);
     mkdirSync(nodeDir, { recursive: true });
-    for (const file of deepstreamBackend.renderConfigFiles(input)) {
+    const files = deepstreamBackend.renderConfigFiles(input);
+    for (const file of files) {
       writeFileSync(join(nodeDir, file.path.split('/').pop() as string), file.content);
     }
-    processes.start(`deepstream-${i}`, process.execPath, [DEEPSTREAM_BIN, 'start', '-c', join(nodeDir, 'config.yml')], env);
+    const launcher = files.find((f) => f.kind === DEEPSTREAM_LAUNCHER_KIND);
+    if (!launcher) throw new Error(`renderConfigFiles returned no ${DEEPSTREAM_LAUNCHER_KIND}`);
+    const args = deepstreamLauncherArgs({
+      launcher: join(nodeDir, launcher.path.split('/').pop() as string),
+      config: join(nodeDir, 'config.yml'),
+      serverPackageDir: SERVER_PACKAGE_DIR,
+    });
+    nodes.push({ name, port, process: processes.start(name, process.execPath, args, env) });
   }
-  for (const [i, port] of ports.entries()) {
+  for (const node of nodes) {
     try {
-      await waitForHttp200(`http://127.0.0.1:${port}/health-check`);
+      await waitForHttp200(`http://127.0.0.1:${node.port}/health-check`);
     } catch (error) {
-      throw new Error(`${String(error)}\n--- deepstream-${i} output ---\n${processes.output(`deepstream-${i}`)}`);
+      throw new Error(`${String(error)}\n--- ${node.name} output ---\n${processes.output(node.name)}`);
     }
   }
-  return ports;
+  return nodes;
 }
 
 /** Subscribes on node A, emits from node B until A receives it (cluster subscriptions propagate
  * through Redis asynchronously). */
-async function proveCrossNodeEvent(ports: number[]): Promise<unknown> {
+async function proveCrossNodeEvent(nodes: readonly ClusterNode[]): Promise<unknown> {
+  const ports = nodes.map((n) => n.port);
   const a = new DeepstreamClient(`ws://127.0.0.1:${ports[0]}/deepstream`);
   const b = new DeepstreamClient(`ws://127.0.0.1:${ports[1]}/deepstream`);
   let timer: NodeJS.Timeout | undefined;
@@ -67,15 +83,14 @@ async function proveCrossNodeEvent(ports: number[]): Promise<unknown> {
 describe('rendered deepstream config: a real two-node cluster on Redis', () => {
   let dir: string;
   const processes = new ProcessGroup();
-  let cluster: Cluster | undefined;
+  let nodes: ClusterNode[] = [];
 
   beforeAll(async () => {
     dir = makeTempDir('deepstream-boot');
     const redisPort = await freePort();
-    processes.start('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
+    processes.start('redis', 'redis-server', redisArgs(redisPort));
     await waitForRedis(['-p', String(redisPort)]);
-    const ports = await startCluster(dir, { host: '127.0.0.1', port: redisPort, tls: false }, process.env, processes);
-    cluster = { ports, processes };
+    nodes = await startCluster(dir, { host: '127.0.0.1', port: redisPort, tls: false }, process.env, processes);
   });
 
   afterAll(async () => {
@@ -84,14 +99,14 @@ describe('rendered deepstream config: a real two-node cluster on Redis', () => {
   });
 
   it('delivers an event emitted on node B to a subscriber on node A', async () => {
-    await proveCrossNodeEvent(cluster?.ports ?? []);
+    await proveCrossNodeEvent(nodes);
   });
 });
 
 describe('rendered deepstream config: Redis with TLS and an AUTH token from the environment', () => {
   let dir: string;
   const processes = new ProcessGroup();
-  let ports: number[] = [];
+  let nodes: ClusterNode[] = [];
   // ElastiCache allows any printable ASCII except space, / " @; this one has the rest of the trouble.
   const token = "it's#a$tr{i}ck`y\\to:ken'!&*%";
 
@@ -110,7 +125,7 @@ describe('rendered deepstream config: Redis with TLS and an AUTH token from the 
     await waitForRedis(['--tls', '--cacert', cert, '-p', String(redisPort), '--no-auth-warning', '-a', token]);
     // The node trusts the test CA the way an EC2 node trusts ElastiCache's: through the trust store.
     const env = { ...process.env, NODE_EXTRA_CA_CERTS: cert, ...deepstreamRedisPasswordEnv(token) };
-    ports = await startCluster(dir, { host: '127.0.0.1', port: redisPort, tls: true, authTokenParameter: '/test/redis-auth' }, env, processes);
+    nodes = await startCluster(dir, { host: '127.0.0.1', port: redisPort, tls: true, authTokenParameter: '/test/redis-auth' }, env, processes);
   });
 
   afterAll(async () => {
@@ -119,9 +134,61 @@ describe('rendered deepstream config: Redis with TLS and an AUTH token from the 
   });
 
   it('connects over TLS with the token and still delivers across nodes', async () => {
-    await proveCrossNodeEvent(ports);
+    await proveCrossNodeEvent(nodes);
   });
 });
+
+describe('rendered launcher: nodes survive a Redis restart', () => {
+  let dir: string;
+  const processes = new ProcessGroup();
+  let nodes: ClusterNode[] = [];
+  let redisPort = 0;
+
+  beforeAll(async () => {
+    dir = makeTempDir('deepstream-redis-restart');
+    redisPort = await freePort();
+    processes.start('redis', 'redis-server', redisArgs(redisPort));
+    await waitForRedis(['-p', String(redisPort)]);
+    nodes = await startCluster(dir, { host: '127.0.0.1', port: redisPort, tls: false }, process.env, processes);
+  });
+
+  afterAll(async () => {
+    await processes.stopAll();
+    removeDir(dir);
+  });
+
+  it('keeps every node process through a Redis stop and start, and cross-node delivery works again', async () => {
+    await proveCrossNodeEvent(nodes);
+    const pids = nodes.map((n) => n.process.pid);
+
+    await processes.stop('redis');
+    // The Redis plugins report the lost connection as fatal (what ends `deepstream start`); the
+    // launcher must have seen that and kept the node up.
+    for (const node of nodes) {
+      await waitForOutput(processes, node.name, /REDIS_CONNECTION_ERROR[\s\S]*staying up so the plugins can reconnect/);
+    }
+    expect(nodes.map((n) => n.process.exitCode)).toEqual([null, null]);
+
+    processes.start('redis-restarted', 'redis-server', redisArgs(redisPort));
+    await waitForRedis(['-p', String(redisPort)]);
+    await proveCrossNodeEvent(nodes);
+    expect(nodes.map((n) => n.process.pid)).toEqual(pids);
+    expect(nodes.map((n) => [n.process.exitCode, n.process.signalCode])).toEqual([[null, null], [null, null]]);
+  });
+});
+
+function redisArgs(port: number): string[] {
+  return ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+}
+
+/** Waits until the output of process `name` matches `pattern` (or fails with that output). */
+async function waitForOutput(processes: ProcessGroup, name: string, pattern: RegExp): Promise<void> {
+  for (let i = 0; i < 100; i += 1) {
+    if (pattern.test(processes.output(name))) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${name} never printed ${pattern}; its output:\n${processes.output(name)}`);
+}
 
 /** Waits until redis-cli gets PONG with `args`. */
 async function waitForRedis(args: string[]): Promise<void> {

@@ -1,12 +1,13 @@
 /**
  * Runs the real `npm install` step of the rendered deepstream user data in a staging root (npm
  * registry needed, as for `npm ci`), then starts the server it installed with the rendered config.
- * This proves the pinned package.json, the uWebSockets.js override and its stub install and run.
+ * This proves the pinned package.json, the uWebSockets.js override and its stub install, and that
+ * the rendered launcher runs the installed server.
  */
 import { existsSync, lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { deepstreamBackend } from '../servers/deepstream';
+import { deepstreamBackend, deepstreamLauncherArgs } from '../servers/deepstream';
 import type { NodeRenderInput } from '../servers/profile';
 import { freePort, makeTempDir, ProcessGroup, removeDir, runScriptInRootAsync, stepNumber, waitForHttp200 } from './servers-helpers';
 
@@ -49,7 +50,14 @@ describe('deepstream user data: npm install step (real npm) and the installed se
     // The installed tree serves the rendered config (files written by the same run).
     expect(existsSync(join(root, 'etc/deepstream/config.yml'))).toBe(true);
     processes.start('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
-    processes.start('deepstream', join(installDir, 'bin/node'), [join(installDir, 'node_modules/@deepstream/server/dist/bin/deepstream'), 'start', '-c', join(root, 'etc/deepstream/config.yml')]);
+    // Started as the systemd unit starts it: the installed Node.js runs the rendered launcher on
+    // the rendered config and the installed server package.
+    const args = deepstreamLauncherArgs({
+      launcher: join(root, 'etc/deepstream/deepstream-launcher.js'),
+      config: join(root, 'etc/deepstream/config.yml'),
+      serverPackageDir: join(installDir, 'node_modules/@deepstream/server'),
+    });
+    processes.start('deepstream', join(installDir, 'bin/node'), args);
     try {
       await waitForHttp200(`http://127.0.0.1:${port}/health-check`);
     } catch (error) {

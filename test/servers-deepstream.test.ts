@@ -161,7 +161,10 @@ describe('deepstreamBackend.renderUserData', () => {
         expect(statSync(join(root, file.path)).mode & 0o777).toBe(0o640);
       }
       const unit = readFileSync(join(root, 'etc/systemd/system/deepstream.service'), 'utf8');
-      expect(systemdVerify(root, 'deepstream.service', ['/opt/deepstream/bin/node', '/opt/deepstream/node_modules/@deepstream/server/dist/bin/deepstream'])).toBe('');
+      expect(systemdVerify(root, 'deepstream.service', ['/opt/deepstream/bin/node'])).toBe('');
+      // The rendered launcher, not `deepstream start` (which exits when Redis is lost).
+      expect(unit).toMatch(/^ExecStart=\/opt\/deepstream\/bin\/node \/etc\/deepstream\/deepstream-launcher\.js \/etc\/deepstream\/config\.yml \/opt\/deepstream\/node_modules\/@deepstream\/server$/m);
+      expect(unit).toMatch(/^StartLimitIntervalSec=0$/m);
       expect(unit).toMatch(new RegExp(`^LimitNOFILE=${Math.max(65536, (input.maxConnections ?? 0) + 4096)}$`, 'm'));
       expect(unit).toMatch(/^User=deepstream$/m);
       expect(unit).toMatch(/^Restart=always$/m);
@@ -175,20 +178,21 @@ describe('deepstreamBackend.renderUserData', () => {
     }
   });
 
-  it('declares config files as root-owned, readable by the deepstream group only', () => {
+  it('declares config files and the launcher as root-owned, readable by the deepstream group only', () => {
     expect(deepstreamBackend.renderConfigFiles(base).map((f) => [f.path, f.mode, f.owner, f.kind])).toEqual([
       ['/etc/deepstream/config.yml', '0640', 'root:deepstream', 'deepstream-config'],
       ['/etc/deepstream/permissions.yml', '0640', 'root:deepstream', 'deepstream-config'],
+      ['/etc/deepstream/deepstream-launcher.js', '0640', 'root:deepstream', 'deepstream-launcher'],
     ]);
   });
 
   it('reads the AUTH token from SSM in the bootstrap, never from user data, and polls the right health URL', () => {
     const script = deepstreamBackend.renderUserData(variants[3][1]);
     expect(script).toContain("--name \"$name\"");
-    expect(script).toContain("realtime_edge_ssm_get \"$region\" '/re/dev/redis-auth'");
-    expect(script).toContain("region='eu-west-1'");
-    expect(script).toContain("'http://10.0.2.9:6021/health-check'");
-    expect(deepstreamBackend.renderUserData(base)).toContain("'http://127.0.0.1:6020/health-check'");
+    expect(script).toContain('value="$(realtime_edge_ssm_get "$region" /re/dev/redis-auth)"');
+    expect(script).toContain('region=eu-west-1\n');
+    expect(script).toContain(' http://10.0.2.9:6021/health-check; do\n');
+    expect(deepstreamBackend.renderUserData(base)).toContain(' http://127.0.0.1:6020/health-check; do\n');
     expect(deepstreamBackend.renderUserData(base)).not.toContain('ssm get-parameter');
     expect(deepstreamBackend.secrets).toEqual([]);
   });

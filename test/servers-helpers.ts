@@ -127,22 +127,26 @@ export class ProcessGroup {
     return this.children.find((c) => c.name === name)?.output.join('') ?? '';
   }
 
-  async stopAll(): Promise<void> {
-    await Promise.all(
-      this.children.map(
-        ({ child }) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-            child.once('exit', () => {
-              clearTimeout(timer);
-              resolve();
-            });
-            child.kill('SIGTERM');
-          }),
-      ),
-    );
+  /** Stops every process started as `name` (TERM, then KILL) and waits until each has exited. */
+  async stop(name: string): Promise<void> {
+    await Promise.all(this.children.filter((c) => c.name === name).map(({ child }) => stopChild(child)));
   }
+
+  async stopAll(): Promise<void> {
+    await Promise.all(this.children.map(({ child }) => stopChild(child)));
+  }
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
 }
 
 /** Polls `url` until it answers 200 or `attempts` polls (every 200 ms) have failed. */

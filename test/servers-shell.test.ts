@@ -30,6 +30,13 @@ describe('shellQuote', () => {
     expect(r.stdout).toBe(words.map((w) => `[${w}]`).join(''));
   });
 
+  it('leaves plain words bare but never lets a word in command position become an assignment', () => {
+    expect(shellQuoteAll(['/opt/deepstream', 'eu-west-1', '--prefix=/opt'])).toBe('/opt/deepstream eu-west-1 --prefix=/opt');
+    const r = runBash(['-c', `${shellQuote('REALTIME_EDGE_X=1')}; printf 'X=%s' "\${REALTIME_EDGE_X-unset}"`]);
+    expect(r.stderr).toContain('REALTIME_EDGE_X=1: command not found');
+    expect(r.stdout).toBe('X=unset');
+  });
+
   it('refuses NUL, which no bash string can hold', () => {
     expect(() => shellQuote('a\0b')).toThrow(/NUL/);
   });

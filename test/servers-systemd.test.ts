@@ -57,7 +57,7 @@ describe('start step, health URL and system user', () => {
       steps: [renderStartServiceStep({ unit: 'svc.service', healthUrl: localHealthUrl(undefined, 8000, '/health') })],
     });
     expect(shellcheck(script)).toBe('');
-    expect(script).toContain("'http://127.0.0.1:8000/health'");
+    expect(script).toContain(' http://127.0.0.1:8000/health; do\n');
     expect(localHealthUrl('10.1.2.3', 6020, '/health-check')).toBe('http://10.1.2.3:6020/health-check');
     expect(localHealthUrl('fd00::1', 6020, '/h')).toBe('http://[fd00::1]:6020/h');
     expect(() => renderStartServiceStep({ unit: 'svc; reboot', healthUrl: 'http://127.0.0.1:1/' })).toThrow(/unit = "svc; reboot"/);
