@@ -13,8 +13,6 @@ export {
   NginxProxy,
   NGINX_PROXY_DEFAULTS,
   NGINX_HOST_SCRIPTS,
-  proxyNginxSpec,
-  proxyListenerPorts,
   type NginxProxyArgs,
   type NginxProxyBackend,
   type NginxTlsSource,
@@ -56,7 +54,7 @@ export {
   type CpuArchitecture,
 } from './components/host';
 export type { RenderedArtifact } from './components/artifacts';
-export { clientUrl, mountPrefix } from './components/urls';
+export { clientUrl } from './components/urls';
 
 // ---- renderers (plain data in, text out) ------------------------------------------------------
 export {
@@ -95,11 +93,27 @@ export {
   type NginxApplyConfigOptions,
 } from './nginx/build';
 export {
+  proxyNginxSpec,
+  proxyListenerPorts,
+  proxyBackendMount,
+  proxyBackendPrefix,
+  proxyStreamPort,
+  mountPrefix,
+  streamBalanceOf,
+  type ProxySettings,
+  type ProxyBackend,
+  type ProxyDeployment,
+  type ProxyNodeAddress,
+} from './nginx/proxy-spec';
+export {
   renderNginxTlsFetchScript,
   renderNginxApplyCommands,
   NGINX_HOST_TLS_FILES,
+  NGINX_APPLY_DOCUMENT_PARAMETERS,
   type NginxTlsFetchOptions,
-} from './components/nginxHostScripts';
+  type NginxTlsFiles,
+  type NginxApplyCommandsOptions,
+} from './nginx/host-scripts';
 export { renderBootstrapScript, type BootstrapScriptSpec, type BootstrapStep } from './servers/bootstrap';
 
 // ---- realtime servers -----------------------------------------------------------------------

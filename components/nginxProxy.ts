@@ -22,18 +22,25 @@ import {
   resolveNginxInstallPaths,
 } from '../nginx/build';
 import { ERROR_PAGE_FILE, nginxCapacity, renderErrorPage, renderNginxConf, validateNginxSpec } from '../nginx/conf';
-import type { BackendMount, BalanceSpec, NginxSpec, NginxTimeouts, TlsSpec } from '../nginx/spec';
-import { renderBootstrapScript } from '../servers/bootstrap';
-import type { RenderedFile, ServerProfile } from '../servers/profile';
-import type { RenderedArtifact } from './artifacts';
-import { HostGroup, ssmParameterArn } from './host';
 import {
   NGINX_APPLY_DOCUMENT_PARAMETERS,
   NGINX_HOST_TLS_FILES,
   renderNginxApplyCommands,
   renderNginxTlsFetchScript,
   renderRunScriptStep,
-} from './nginxHostScripts';
+} from '../nginx/host-scripts';
+import {
+  proxyBackendPrefix,
+  proxyListenerPorts,
+  proxyNginxSpec,
+  proxyStreamPort,
+  type ProxyDeployment,
+} from '../nginx/proxy-spec';
+import type { BalanceSpec, NginxSpec, NginxTimeouts } from '../nginx/spec';
+import { renderBootstrapScript } from '../servers/bootstrap';
+import type { RenderedFile, ServerProfile } from '../servers/profile';
+import type { RenderedArtifact } from './artifacts';
+import { HostGroup, ssmParameterArn } from './host';
 import { HTTPS_PORT, allowEgress, allowIngressFromCidrs, type CidrLists } from './network';
 import { clientUrl } from './urls';
 
@@ -59,7 +66,8 @@ export interface NginxProxyBackend {
   readonly nodeAddresses: pulumi.Input<pulumi.Input<string>[]>;
   /** The nodes' security group: the proxy may send to it on the profile's port, nothing else. */
   readonly securityGroupId: pulumi.Input<string>;
-  /** http mode: mount the routes under this prefix, stripped before proxying. @default undefined */
+  /** http mode: mount the routes under this prefix, stripped before proxying.
+   * @default `mountPrefix`: the first backend at the root, every other under `/<name>` */
   readonly prefix?: string;
   /** stream mode: the TCP/TLS listener port of this backend. @default profile.port */
   readonly streamPort?: number;
@@ -134,88 +142,48 @@ export const NGINX_PROXY_DEFAULTS = {
   allowedCidrs: { ipv4: ['0.0.0.0/0'], ipv6: ['::/0'] } as CidrLists,
 } as const;
 
-/** The NginxSpec of a proxy host, given the nodes' current addresses (plain data). */
-export function proxyNginxSpec(
-  args: Pick<NginxProxyArgs, 'mode' | 'balance' | 'domain' | 'hstsMaxAgeSeconds' | 'maxConnections' | 'timeouts'> & {
-    readonly backends: readonly (Pick<NginxProxyBackend, 'profile' | 'prefix' | 'streamPort'> & {
-      readonly nodeAddresses: readonly string[];
-    })[];
-  },
-): NginxSpec {
-  const mode = args.mode ?? NGINX_PROXY_DEFAULTS.mode;
+/** Where nginx runs on a proxy host: compiled with the stream module, the build's install paths. */
+function proxyHostDeployment(): ProxyDeployment {
   const paths = resolveNginxInstallPaths();
-  const hsts = args.hstsMaxAgeSeconds ?? NGINX_PROXY_DEFAULTS.hstsMaxAgeSeconds;
-  const tlsSpec: TlsSpec = {
-    certificatePath: NGINX_HOST_TLS_FILES.certificatePath,
-    keyPath: NGINX_HOST_TLS_FILES.keyPath,
-    ...(hsts > 0 ? { hstsMaxAgeSeconds: hsts } : {}),
-  };
-  const mounts: BackendMount[] = args.backends.map((backend) => ({
-    profile: backend.profile,
-    servers: backend.nodeAddresses.map((host) => ({ host })),
-    balance: args.balance ?? NGINX_PROXY_DEFAULTS.balance,
-    ...(backend.prefix ? { prefix: backend.prefix } : {}),
-  }));
   return {
-    ...(mode !== 'stream'
-      ? { http: { serverName: args.domain ?? '_', tls: tlsSpec, backends: mounts } }
-      : {}),
-    ...(mode !== 'http'
-      ? {
-          stream: {
-            listeners: args.backends.map((backend, index) => ({
-              listenPort: streamPortOf(backend),
-              tls: { certificatePath: tlsSpec.certificatePath, keyPath: tlsSpec.keyPath },
-              // Bytes pass through untouched in stream mode: no paths, so no prefix.
-              backend: { profile: mounts[index].profile, servers: mounts[index].servers, balance: mounts[index].balance },
-            })),
-          },
-        }
-      : {}),
-    streamModule: { kind: 'static' },
-    ...(args.maxConnections !== undefined ? { maxConnections: args.maxConnections } : {}),
-    ...(args.timeouts ? { timeouts: args.timeouts } : {}),
-    user: 'nginx',
     paths: {
       pidFile: paths.pidPath,
       errorLog: paths.errorLogPath,
       accessLog: paths.accessLogPath,
       errorPageRoot: NGINX_HOST_ERROR_PAGE_ROOT,
     },
+    streamModule: { kind: 'static' },
+    user: 'nginx',
   };
 }
 
-function streamPortOf(backend: Pick<NginxProxyBackend, 'profile' | 'streamPort'>): number {
-  return backend.streamPort ?? backend.profile.port;
-}
-
-/** The public ports a proxy listens on in `mode`. */
-export function proxyListenerPorts(
-  mode: ProxyMode,
-  backends: readonly Pick<NginxProxyBackend, 'profile' | 'streamPort'>[],
-): { port: number; purpose: string }[] {
-  const ports: { port: number; purpose: string }[] = [];
-  if (mode !== 'stream') {
-    ports.push({ port: 443, purpose: 'HTTPS and WSS clients' }, { port: 80, purpose: 'redirect to HTTPS' });
-  }
-  if (mode !== 'http') {
-    for (const backend of backends) {
-      ports.push({ port: streamPortOf(backend), purpose: `${backend.profile.displayName} over TLS (stream)` });
-    }
-  }
-  const seen = new Set<number>();
-  for (const { port } of ports) {
-    if (seen.has(port)) throw new Error(`nginx proxy: listener port ${port} is used twice; give each stream backend its own streamPort`);
-    seen.add(port);
-  }
-  return ports;
+/** The NginxSpec of a proxy host, given the nodes' current addresses (one list per backend). */
+function proxyHostNginxSpec(args: NginxProxyArgs, nodeAddresses: readonly (readonly string[])[]): NginxSpec {
+  return proxyNginxSpec(
+    {
+      mode: args.mode ?? NGINX_PROXY_DEFAULTS.mode,
+      balance: args.balance ?? NGINX_PROXY_DEFAULTS.balance,
+      ...(args.domain ? { domain: args.domain } : {}),
+      tls: NGINX_HOST_TLS_FILES,
+      hstsMaxAgeSeconds: args.hstsMaxAgeSeconds ?? NGINX_PROXY_DEFAULTS.hstsMaxAgeSeconds,
+      ...(args.maxConnections !== undefined ? { maxConnections: args.maxConnections } : {}),
+      ...(args.timeouts ? { timeouts: args.timeouts } : {}),
+    },
+    args.backends.map((backend, index) => ({
+      profile: backend.profile,
+      nodes: nodeAddresses[index],
+      ...(backend.prefix ? { prefix: backend.prefix } : {}),
+      ...(backend.streamPort !== undefined ? { streamPort: backend.streamPort } : {}),
+    })),
+    proxyHostDeployment(),
+  );
 }
 
 /** The first-boot files of a proxy host: helper scripts and the error page. No config, no secret. */
 export function proxyBootFiles(
   options: Pick<NginxProxyArgs, 'maxConnections' | 'nginxVersion' | 'nginxSha256'>,
 ): RenderedFile[] {
-  // The same figure nginx.conf's worker_rlimit_nofile gets from proxyNginxSpec (same inputs).
+  // The same figure nginx.conf's worker_rlimit_nofile gets from proxyHostNginxSpec (same inputs).
   const { rlimitNofile } = nginxCapacity({ maxConnections: options.maxConnections });
   return [
     {
@@ -282,9 +250,7 @@ export class NginxProxy extends pulumi.ComponentResource {
     if (args.backends.length === 0) throw new Error(`${name}: backends is empty; expected at least one backend`);
     // The node addresses are known only later, inside an apply, where an error would surface late
     // and far from its cause: check every other setting now, with a documentation address.
-    validateNginxSpec(
-      proxyNginxSpec({ ...args, backends: args.backends.map((backend) => ({ ...backend, nodeAddresses: [SPEC_CHECK_ADDRESS] })) }),
-    );
+    validateNginxSpec(proxyHostNginxSpec(args, args.backends.map(() => [SPEC_CHECK_ADDRESS])));
     const tags = { ...args.tags, 'realtime-edge:component': name };
     const hostNames = Array.from({ length: count }, (_, index) => `${name}-${index}`);
     const region = aws.getRegionOutput({}, parent).region;
@@ -369,12 +335,7 @@ export class NginxProxy extends pulumi.ComponentResource {
 
     this.nginxSpec = pulumi
       .all(args.backends.map((backend) => pulumi.output(backend.nodeAddresses)))
-      .apply((addressLists) =>
-        proxyNginxSpec({
-          ...args,
-          backends: args.backends.map((backend, index) => ({ ...backend, nodeAddresses: addressLists[index] })),
-        }),
-      );
+      .apply((addressLists) => proxyHostNginxSpec(args, addressLists));
     this.nginxConf = this.nginxSpec.apply(renderNginxConf);
     const confBase64 = this.nginxConf.apply((conf) => {
       const encoded = Buffer.from(conf, 'utf8').toString('base64');
@@ -459,12 +420,15 @@ export class NginxProxy extends pulumi.ComponentResource {
     this.urls = pulumi.all([this.publicDns]).apply(([dnsNames]) => {
       const hosts = args.domain ? [args.domain] : dnsNames;
       const urls: Record<string, string[]> = {};
-      for (const backend of args.backends) {
-        if (mode !== 'stream') urls[backend.profile.name] = hosts.map((h) => clientUrl(h, backend.profile, { prefix: backend.prefix }));
-        if (mode !== 'http') {
-          urls[`${backend.profile.name}-stream`] = hosts.map((h) => clientUrl(h, backend.profile, { port: streamPortOf(backend) }));
+      args.backends.forEach((backend, index) => {
+        if (mode !== 'stream') {
+          const prefix = proxyBackendPrefix(backend, index);
+          urls[backend.profile.name] = hosts.map((h) => clientUrl(h, backend.profile, { prefix }));
         }
-      }
+        if (mode !== 'http') {
+          urls[`${backend.profile.name}-stream`] = hosts.map((h) => clientUrl(h, backend.profile, { port: proxyStreamPort(backend) }));
+        }
+      });
       return urls;
     });
 

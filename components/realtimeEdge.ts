@@ -6,13 +6,13 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 import type { BackendName, StackConfig, TlsConfig } from '../config/schema';
+import { mountPrefix } from '../nginx/proxy-spec';
 import { serverBackends } from '../servers';
 import { AlbFrontend } from './albFrontend';
 import { collectArtifacts, type RenderedArtifact } from './artifacts';
 import { ServerCluster } from './cluster';
 import { NginxProxy, type NginxTlsSource } from './nginxProxy';
 import { Redis, type RedisArgs } from './redis';
-import { mountPrefix } from './urls';
 
 export interface EdgeNetwork {
   readonly vpcId: pulumi.Output<string>;

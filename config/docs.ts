@@ -1,6 +1,6 @@
 /**
  * Generates the two documents derived from the key table in config/schema.ts: the `config:`
- * section of Pulumi.yaml and docs/config.md. Tests fail when either file drifts from the table;
+ * section of Pulumi.yaml and the README configuration reference. Tests fail when either file drifts from the table;
  * `npx tsx config/docs.ts --write` regenerates both.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -100,9 +100,30 @@ export function renderPulumiYaml(current: string): string {
   return document.toString({ lineWidth: 0 });
 }
 
+export const README_CONFIG_BEGIN = '<!-- config:begin -->';
+export const README_CONFIG_END = '<!-- config:end -->';
+
+/** README.md with the configuration reference between its markers replaced by `renderConfigDocs()`,
+ * one heading level down (the README's own section is `## Configuration reference`). */
+export function renderReadmeConfigSection(readme: string): string {
+  const begin = readme.indexOf(README_CONFIG_BEGIN);
+  const end = readme.indexOf(README_CONFIG_END);
+  if (begin < 0 || end < begin) {
+    throw new Error(`README.md: markers ${README_CONFIG_BEGIN} and ${README_CONFIG_END} not found in that order`);
+  }
+  const reference = renderConfigDocs()
+    .split('\n')
+    .filter((line) => !line.startsWith('# '))
+    .map((line) => (line.startsWith('## ') ? `#${line}` : line))
+    .join('\n')
+    .trim();
+  return `${readme.slice(0, begin + README_CONFIG_BEGIN.length)}\n${reference}\n${readme.slice(end)}`;
+}
+
 if (require.main === module && process.argv.includes('--write')) {
   const root = join(__dirname, '..');
-  writeFileSync(join(root, 'docs', 'config.md'), renderConfigDocs());
+  const readmeFile = join(root, 'README.md');
+  writeFileSync(readmeFile, renderReadmeConfigSection(readFileSync(readmeFile, 'utf8')));
   const projectFile = join(root, 'Pulumi.yaml');
   writeFileSync(projectFile, renderPulumiYaml(readFileSync(projectFile, 'utf8')));
 }

@@ -1,6 +1,6 @@
 /**
  * Every `realtime-edge:` config key: its type, default, allowed values and description. This table
- * is the one place that decides defaults; `Pulumi.yaml`'s `config:` section and docs/config.md are
+ * is the one place that decides defaults; `Pulumi.yaml`'s `config:` section and the README configuration reference are
  * generated from it (config/docs.ts) and a test keeps them identical.
  *
  * Keys are flat so `pulumi config set realtime-edge:KEY VALUE` works; only `tags` is a map.

@@ -1,7 +1,8 @@
 /**
  * The local topology: Redis, N deepstream nodes and nginx on loopback, each configured by the same
- * renderers as on EC2. The local variant is expressed only as renderer input (loopback listen address,
- * unprivileged ports, the dynamic stream module, paths in the run folder); rendered text is never edited.
+ * renderers as on EC2; nginx's spec comes from `proxyNginxSpec`, as on the proxy hosts. The local
+ * variant is expressed only as its deployment options (loopback listen address, unprivileged ports,
+ * the dynamic stream module, paths in the run folder); rendered text is never edited.
  *
  * Used by `npm run local`, the end-to-end tests and the benchmarks.
  */
@@ -9,7 +10,8 @@ import * as fs from 'node:fs';
 import type { DeepstreamClient } from '@deepstream/client';
 import type { Options as ClientOptions } from '@deepstream/client/dist/src/client-options';
 import type { ProxyMode, StackConfig } from '../config/types';
-import type { BackendMount, BalanceSpec, NginxSpec, NginxTimeouts, StreamListenerSpec, TlsSpec, UpstreamServer } from '../nginx/spec';
+import { proxyBackendMount, proxyNginxSpec, streamBalanceOf, type ProxyBackend } from '../nginx/proxy-spec';
+import type { BackendMount, BalanceSpec, NginxSpec, NginxTimeouts, StreamListenerSpec, TlsSpec } from '../nginx/spec';
 import { deepstreamBackend } from '../servers/deepstream';
 import { startDeepstreamNode, type NodeHandle } from './deepstream-node';
 import { nginxPathsIn, startNginx, type NginxHandle } from './nginx-process';
@@ -21,6 +23,7 @@ import { cleanStaleRuns, createRunFolder } from './run-folder';
 import { DEBIAN_STREAM_MODULE } from './system';
 import { makeSelfSignedCertificate } from './tls';
 
+export { streamBalanceOf } from '../nginx/proxy-spec';
 export type { NodeHandle } from './deepstream-node';
 export type { NginxHandle } from './nginx-process';
 export type { RedisHandle } from './redis-process';
@@ -119,19 +122,7 @@ export interface Topology {
   stop(): Promise<void>;
 }
 
-/** The stream listener's equivalent of an http balance: `ip-hash` becomes `hash $remote_addr consistent`
- * (nginx has no ip_hash for TCP); HTTP-only hash keys (cookies, headers) have none. */
-export function streamBalanceOf(balance: BalanceSpec | undefined): BalanceSpec | undefined {
-  if (!balance) return undefined;
-  if (balance.strategy === 'ip-hash') return { strategy: 'hash', hashKey: '$remote_addr' };
-  if (balance.strategy === 'hash' && balance.hashKey && /\$(cookie|http|arg)_/.test(balance.hashKey)) {
-    throw new Error(
-      `balance hashKey ${balance.hashKey} is an HTTP variable and cannot be used by the stream listener; ` +
-        'allowed in stream mode: $remote_addr (or proxyMode http)',
-    );
-  }
-  return balance;
-}
+const ROUND_ROBIN: BalanceSpec = { strategy: 'round-robin' };
 
 function workerUser(): string | undefined {
   // Only a root master switches users; Debian's nginx package creates www-data.
@@ -238,45 +229,54 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
     if (failed) throw failed.reason;
     for (const node of nodes) log(`${node.name} on ${LOOPBACK}:${node.port}`);
 
-    const upstreamServers: UpstreamServer[] = nodePorts.map((port) => ({ host: LOOPBACK, port }));
-    const nginxDir = run.subdir('nginx');
-    const deepstreamMount = (balance: BalanceSpec | undefined): BackendMount => ({
+    // The same spec function as the EC2 proxy hosts; only deployment options differ: loopback and
+    // unprivileged ports, Debian's dynamic stream module, paths in the run folder.
+    const deepstream: ProxyBackend = {
       profile: deepstreamBackend.profile,
-      servers: upstreamServers,
-      ...(balance ? { balance } : {}),
-    });
+      nodes: nodePorts.map((port) => ({ host: LOOPBACK, port })),
+    };
+    const nginxDir = run.subdir('nginx');
+    const user = workerUser();
+    const deepstreamMount = (balance?: BalanceSpec): BackendMount => proxyBackendMount(deepstream, 0, balance);
     const buildSpec = (changes: NginxSpecChanges = {}): NginxSpec => {
       const balance = 'balance' in changes ? changes.balance : options.balance;
       const streamBalance =
         'streamBalance' in changes ? changes.streamBalance : 'balance' in changes ? streamBalanceOf(balance) : (options.streamBalance ?? streamBalanceOf(balance));
-      const user = workerUser();
-      const streamListeners: StreamListenerSpec[] = [
-        ...(listeners.includes('stream') ? [{ listenPort: ports.stream!, tls, backend: deepstreamMount(streamBalance) }] : []),
-        ...(changes.extraStreamListeners ?? []),
-      ];
-      return {
-        ...(listeners.includes('http')
-          ? {
-              http: {
-                listenPort: ports.http!,
-                serverName: 'localhost',
-                tls,
-                // No port-80 redirect locally: binding it needs root, and nothing needs it here.
-                redirectHttpPort: null,
-                backends: changes.httpBackends ?? [deepstreamMount(balance), ...(options.extraHttpBackends ?? [])],
-              },
-            }
-          : {}),
-        ...(streamListeners.length > 0 ? { stream: { listeners: streamListeners } } : {}),
-        streamModule: { kind: 'dynamic', path: DEBIAN_STREAM_MODULE },
-        ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
-        ...(options.workerProcesses !== undefined ? { workerProcesses: options.workerProcesses } : {}),
-        ...(options.timeouts ? { timeouts: options.timeouts } : {}),
-        statusPort: ports.status!,
-        ...(user ? { user } : {}),
-        listenAddress: LOOPBACK,
-        paths: nginxPathsIn(nginxDir),
-      };
+      return proxyNginxSpec(
+        {
+          mode,
+          ...(balance ? { balance } : {}),
+          // Unset means nginx's round robin here, never "same as balance" (a cookie hash has no
+          // meaning on a stream listener).
+          streamBalance: streamBalance ?? ROUND_ROBIN,
+          domain: 'localhost',
+          tls,
+          // No HSTS: a browser would remember "HTTPS only" for localhost for as long as max-age.
+          ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
+          ...(options.timeouts ? { timeouts: options.timeouts } : {}),
+        },
+        [deepstream],
+        {
+          paths: nginxPathsIn(nginxDir),
+          streamModule: { kind: 'dynamic', path: DEBIAN_STREAM_MODULE },
+          listenAddress: LOOPBACK,
+          listenPorts: {
+            ...(ports.http !== undefined ? { https: ports.http } : {}),
+            // No port-80 redirect locally: binding it needs root, and nothing needs it here.
+            redirect: null,
+            ...(ports.stream !== undefined ? { stream: { [deepstream.profile.name]: ports.stream } } : {}),
+          },
+          statusPort: ports.status!,
+          ...(options.workerProcesses !== undefined ? { workerProcesses: options.workerProcesses } : {}),
+          ...(user ? { user } : {}),
+          ...(changes.httpBackends
+            ? { httpMounts: changes.httpBackends }
+            : options.extraHttpBackends
+              ? { extraHttpMounts: options.extraHttpBackends }
+              : {}),
+          ...(changes.extraStreamListeners ? { extraStreamListeners: changes.extraStreamListeners } : {}),
+        },
+      );
     };
     nginx = await startNginx({ dir: nginxDir, spec: buildSpec() });
     log(`nginx on ${listeners.map((listener) => `${listener} ${LOOPBACK}:${ports[listener]}`).join(', ')}`);

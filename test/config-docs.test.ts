@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { pulumiConfigDeclarations, renderConfigDocs, renderPulumiYaml } from '../config/docs';
+import { README_CONFIG_BEGIN, README_CONFIG_END, pulumiConfigDeclarations, renderPulumiYaml, renderReadmeConfigSection } from '../config/docs';
 import { BACKEND_NAMES, CONFIG_KEYS, CONFIG_NAMESPACE } from '../config/schema';
 import { parseStackConfig } from '../config/stack';
 
@@ -80,11 +80,13 @@ describe('Pulumi.yaml', () => {
   });
 });
 
-describe('docs/config.md', () => {
-  const docs = readFileSync(join(root, 'docs', 'config.md'), 'utf8');
+describe('README.md configuration reference', () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const docs = readme.slice(readme.indexOf(README_CONFIG_BEGIN), readme.indexOf(README_CONFIG_END));
 
   it('is what the generator writes (regenerate with `npx tsx config/docs.ts --write`)', () => {
-    expect(docs).toBe(renderConfigDocs());
+    expect(readme).toBe(renderReadmeConfigSection(readme));
+    expect(docs).toContain('| `backends` |');
   });
 
   it('documents every key with its type, default, allowed values and description', () => {

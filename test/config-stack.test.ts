@@ -264,17 +264,17 @@ const ruleCases: readonly RuleCase[] = [
   {
     name: 'an unknown key, with a suggestion',
     raw: { proxyCout: 2 },
-    message: 'realtime-edge:proxyCout: got 2; allowed: only the keys listed in docs/config.md (unknown key; did you mean realtime-edge:proxyCount?)',
+    message: 'realtime-edge:proxyCout: got 2; allowed: only the keys listed in the README configuration reference (unknown key; did you mean realtime-edge:proxyCount?)',
   },
   {
     name: 'an unknown key differing only in case',
     raw: { ProxyMode: 'http' },
-    message: 'realtime-edge:ProxyMode: got "http"; allowed: only the keys listed in docs/config.md (unknown key; did you mean realtime-edge:proxyMode?)',
+    message: 'realtime-edge:ProxyMode: got "http"; allowed: only the keys listed in the README configuration reference (unknown key; did you mean realtime-edge:proxyMode?)',
   },
   {
     name: 'an unknown key far from any known one',
     raw: { sshCidr: '10.0.0.0/8' },
-    message: 'realtime-edge:sshCidr: got "10.0.0.0/8"; allowed: only the keys listed in docs/config.md (unknown key)',
+    message: 'realtime-edge:sshCidr: got "10.0.0.0/8"; allowed: only the keys listed in the README configuration reference (unknown key)',
   },
   {
     name: 'an unknown backend',

@@ -1,8 +1,5 @@
 /**
- * RENDERERS, not wiring: the two pieces of shell text the NginxProxy hosts need that nginx/ did not
- * offer while it was being written in parallel. They are pure functions (plain inputs -> strings)
- * with no Pulumi import, so they can move to `nginx/` unchanged; until then NginxProxy imports them
- * from here and builds no shell text itself.
+ * Shell text the nginx proxy hosts run besides nginx.conf (pure renderers: plain inputs -> strings):
  *
  * - `renderNginxTlsFetchScript`: installs nginx's certificate and key from SSM Parameter Store or
  *   Secrets Manager (checked with openssl, written atomically, 0600 key) and reloads a running nginx
@@ -10,7 +7,7 @@
  * - `renderNginxApplyCommands`: the `runCommand` lines of the SSM document that runs it and then
  *   the apply-config script.
  */
-import { shellQuote } from '../nginx/build';
+import { shellQuote } from './build';
 
 export interface NginxTlsFiles {
   /** Directory of the two files; created 0700 root. */
