@@ -29,12 +29,9 @@ import { shellQuote } from './shell';
 import { localHealthUrl, openFileLimit, renderStartServiceStep, renderSystemdService, renderSystemUser } from './systemd';
 import {
   awsRegionSchema,
-  hostSchema,
   maxConnectionsSchema,
-  nodeNameSchema,
+  nodeConfigBaseSchema,
   parseOrThrow,
-  portSchema,
-  redisEndpointSchema,
   sha256Schema,
   ssmParameterNameSchema,
   versionSchema,
@@ -109,11 +106,7 @@ const centrifugoOriginSchema = z
   .string()
   .regex(/^(?:\*|https?:\/\/[A-Za-z0-9*](?:[A-Za-z0-9*.-]*[A-Za-z0-9*])?(?::\d{1,5})?)$/, 'expected "*" or an origin pattern like https://*.example.com[:port]');
 
-const configSpecSchema = z.object({
-  nodeName: nodeNameSchema,
-  listenHost: hostSchema.optional(),
-  listenPort: portSchema.optional(),
-  redis: redisEndpointSchema,
+const configSpecSchema = nodeConfigBaseSchema.extend({
   allowedOrigins: z.array(centrifugoOriginSchema).optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'none']).optional(),
 });

@@ -17,13 +17,10 @@ import { shellQuote } from './shell';
 import { localHealthUrl, openFileLimit, renderStartServiceStep, renderSystemdService, renderSystemUser } from './systemd';
 import {
   awsRegionSchema,
-  hostSchema,
   maxConnectionsSchema,
-  nodeNameSchema,
+  nodeConfigBaseSchema,
   originSchema,
   parseOrThrow,
-  portSchema,
-  redisEndpointSchema,
   ssmParameterNameSchema,
   versionSchema,
 } from './validate';
@@ -134,11 +131,7 @@ const optionsSchema = z.object({
   logLevel: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR', 'OFF']).optional(),
 });
 
-const configSpecSchema = optionsSchema.extend({
-  nodeName: nodeNameSchema,
-  listenHost: hostSchema.optional(),
-  listenPort: portSchema.optional(),
-  redis: redisEndpointSchema,
+const configSpecSchema = optionsSchema.extend(nodeConfigBaseSchema.shape).extend({
   allowedOrigins: z.array(originSchema).optional(),
 });
 

@@ -67,3 +67,11 @@ export const redisEndpointSchema = z.object({
   tls: z.boolean(),
   authTokenParameter: ssmParameterNameSchema.optional(),
 });
+
+/** What every server's config renderer needs of a node: its name, where it listens, its Redis. */
+export const nodeConfigBaseSchema = z.object({
+  nodeName: nodeNameSchema,
+  listenHost: hostSchema.optional(),
+  listenPort: portSchema.optional(),
+  redis: redisEndpointSchema,
+});
