@@ -1,0 +1,188 @@
+/**
+ * RPC round-trip latency per path. Client A provides an RPC, client B makes it; both connect through
+ * the path under test and are pinned to the same node, so every round trip crosses the path four times
+ * (B to node, node to A, A to node, node to B) and never Redis. (A client's emit to its own
+ * subscription is answered locally and never touches the network, so it cannot measure a path.)
+ * Paths are interleaved: each round visits every path for a small batch, in an order rotated per
+ * round, so machine noise lands on all paths alike; warm-up rounds are discarded.
+ */
+import { spawn } from 'node:child_process';
+import type { DeepstreamClient } from '@deepstream/client';
+import { closeClient, loginClient, nodeOf, withTimeout } from '../local/node-identity';
+import { sleep } from '../local/readiness';
+import type { CpuProfile, LatencyPath } from './results';
+import type { BenchPath } from './setup';
+import { interleavedOrder, quantile, ratio, summarize } from './stats';
+
+export interface LatencyOptions {
+  readonly paths: readonly BenchPath[];
+  /** Measured round trips per path (after warm-up). */
+  readonly roundTrips: number;
+  readonly warmup: number;
+  /** Round trips per path per visit. */
+  readonly batch: number;
+  readonly ca: string;
+  /** serverName of the node every pair is pinned to. */
+  readonly node: string;
+  readonly anchors?: Readonly<Record<string, string>>;
+  /** Paths whose proxy processes are traced with `strace -c` over extra round trips after the
+   * measurement (strace slows what it traces, so those round trips are not timed). */
+  readonly syscallProfiles?: ReadonlyArray<{ readonly path: string; readonly pids: () => readonly number[] }>;
+  readonly syscallProfileRoundTrips?: number;
+  /** Starts a CPU meter; run around the measured loop only, not the connection setup. */
+  readonly startMeter: () => { stop(): CpuProfile };
+  readonly log: (line: string) => void;
+}
+
+interface Pair {
+  readonly path: BenchPath;
+  readonly rpcName: string;
+  readonly provider: DeepstreamClient;
+  readonly caller: DeepstreamClient;
+}
+
+/** A logged-in client on `node`: nginx and HAProxy balance round robin, so retry until it lands there. */
+async function connectOnNode(url: string, node: string, ca: string): Promise<DeepstreamClient> {
+  for (let attempt = 1; attempt <= 30; attempt += 1) {
+    const client = await loginClient(url, { socketOptions: { ca } });
+    try {
+      if ((await nodeOf(client)) === node) return client;
+    } catch {
+      // the identity RPC is not answered yet: try another connection
+    }
+    await closeClient(client);
+  }
+  throw new Error(`could not get a client on ${node} through ${url} in 30 connections`);
+}
+
+async function openPair(path: BenchPath, node: string, ca: string): Promise<Pair> {
+  const rpcName = `bench/latency/${path.name}`;
+  const provider = await connectOnNode(path.url, node, ca);
+  const caller = await connectOnNode(path.url, node, ca);
+  provider.rpc.provide(rpcName, (data, response) => response.send(data));
+  // `provide` registers asynchronously: the pair is ready once a call is answered.
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      await withTimeout(caller.rpc.make(rpcName, 0), 2000, `first RPC on ${path.name}`);
+      return { path, rpcName, provider, caller };
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await sleep(50);
+    }
+  }
+}
+
+export interface LatencyMeasurement {
+  readonly paths: LatencyPath[];
+  /** Round trips made on each path, warm-up included (what a proxy relayed while metered). */
+  readonly totalRoundTripsPerPath: number;
+  readonly cpu: CpuProfile;
+  /** Path -> syscall -> calls per relayed message, from `strace -c` on the proxy's processes. */
+  readonly syscallsPerMessage: Record<string, Record<string, number>>;
+}
+
+/** Parses the table of `strace -c`: syscall name -> calls. */
+export function parseStraceSummary(text: string): Record<string, number> {
+  const calls: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    // % time  seconds  usecs/call  calls  [errors]  syscall
+    const match = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?([a-z_0-9]+)\s*$/.exec(line);
+    if (match && match[2] !== 'total') calls[match[2]!] = Number(match[1]);
+  }
+  return calls;
+}
+
+/** `strace -c` on the proxy's processes while `roundTrips` RPCs cross it: syscalls per relayed message. */
+async function traceSyscalls(pair: Pair, pids: readonly number[], roundTrips: number): Promise<Record<string, number>> {
+  const strace = spawn('strace', ['-c', '-f', ...pids.flatMap((pid) => ['-p', String(pid)])], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let output = '';
+  const exited = new Promise<void>((resolve, reject) => {
+    strace.once('error', reject);
+    strace.once('exit', () => resolve());
+  });
+  strace.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  try {
+    // strace reports each attached process; the trace counts only once all are attached.
+    const deadline = Date.now() + 5000;
+    while ((output.match(/attached/g) ?? []).length < pids.length) {
+      if (Date.now() > deadline || strace.exitCode !== null) throw new Error(`strace did not attach to ${pids.join(', ')}: ${output.trim()}`);
+      await sleep(20);
+    }
+    for (let index = 0; index < roundTrips; index += 1) {
+      await withTimeout(pair.caller.rpc.make(pair.rpcName, index), 5000, `traced RPC on ${pair.path.name}`);
+    }
+  } finally {
+    strace.kill('SIGINT');
+    await exited;
+  }
+  const messages = roundTrips * 4;
+  const perMessage: Record<string, number> = {};
+  for (const [syscall, calls] of Object.entries(parseStraceSummary(output))) {
+    perMessage[syscall] = Math.round((calls / messages) * 100) / 100;
+  }
+  return perMessage;
+}
+
+/** |p50 of one half - p50 of the other|, ms; 0 when a half is empty (a single measured round). */
+export function splitHalfSpread([even, odd]: readonly [readonly number[], readonly number[]]): number {
+  if (even.length === 0 || odd.length === 0) return 0;
+  return Math.round(Math.abs(quantile(even, 0.5) - quantile(odd, 0.5)) * 1000) / 1000;
+}
+
+export async function measureLatency(options: LatencyOptions): Promise<LatencyMeasurement> {
+  const pairs: Pair[] = [];
+  try {
+    for (const path of options.paths) {
+      pairs.push(await openPair(path, options.node, options.ca));
+      options.log(`  latency pair ready: ${path.name}`);
+    }
+    const samples = new Map<string, number[]>(pairs.map((pair) => [pair.path.name, []]));
+    // Samples of even and odd rounds apart: how far their p50s differ is the noise of this run.
+    const halves = new Map<string, [number[], number[]]>(pairs.map((pair) => [pair.path.name, [[], []]]));
+    const warmupRounds = Math.ceil(options.warmup / options.batch);
+    const rounds = warmupRounds + Math.ceil(options.roundTrips / options.batch);
+    const meter = options.startMeter();
+    for (let round = 0; round < rounds; round += 1) {
+      for (const pair of interleavedOrder(pairs, round)) {
+        const into = samples.get(pair.path.name)!;
+        for (let index = 0; index < options.batch; index += 1) {
+          const started = process.hrtime.bigint();
+          await withTimeout(pair.caller.rpc.make(pair.rpcName, index), 5000, `RPC on ${pair.path.name}`);
+          const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
+          if (round >= warmupRounds) {
+            into.push(elapsedMs);
+            halves.get(pair.path.name)![round % 2]!.push(elapsedMs);
+          }
+        }
+      }
+    }
+    const cpu = meter.stop();
+    const summaries = pairs.map((pair) => ({ pair, summary: summarize(samples.get(pair.path.name)!) }));
+    const direct = summaries.find((entry) => entry.pair.path.name === 'direct')?.summary ?? summaries[0]!.summary;
+    const round3 = (value: number): number => Math.round(value * 1000) / 1000;
+    const paths = summaries.map(({ pair, summary }) => ({
+      name: pair.path.name,
+      description: pair.path.description,
+      samples: summary.count,
+      p50Ms: round3(summary.p50),
+      p90Ms: round3(summary.p90),
+      p99Ms: round3(summary.p99),
+      meanMs: round3(summary.mean),
+      ratioP50: ratio(summary.p50, direct.p50),
+      ratioP99: ratio(summary.p99, direct.p99),
+      p50SplitHalfSpreadMs: splitHalfSpread(halves.get(pair.path.name)!),
+      ...(options.anchors?.[pair.path.name] ? { anchor: options.anchors[pair.path.name] } : {}),
+    }));
+    const syscallsPerMessage: Record<string, Record<string, number>> = {};
+    for (const profile of options.syscallProfiles ?? []) {
+      const pair = pairs.find((candidate) => candidate.path.name === profile.path);
+      if (!pair) continue;
+      syscallsPerMessage[profile.path] = await traceSyscalls(pair, profile.pids(), options.syscallProfileRoundTrips ?? 500);
+      options.log(`  syscalls per relayed message via ${profile.path}: ${JSON.stringify(syscallsPerMessage[profile.path])}`);
+    }
+    return { paths, totalRoundTripsPerPath: rounds * options.batch, cpu, syscallsPerMessage };
+  } finally {
+    await Promise.all(pairs.flatMap((pair) => [closeClient(pair.provider), closeClient(pair.caller)]));
+  }
+}

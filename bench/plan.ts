@@ -1,0 +1,70 @@
+/**
+ * The sizes of a benchmark run and the nginx settings the capacity runs use. Full: the counts
+ * issue 5 asks for. Quick (`--quick`, the CI smoke check): the same code paths, small and short.
+ */
+import type { NginxSpec } from '../nginx/spec';
+import { deepstreamBackend } from '../servers/deepstream';
+
+/** Sizes of one run. Full: the counts issue 5 asks for. Quick: the same code paths, small. */
+export interface Plan {
+  readonly latency: {
+    readonly roundTrips: number;
+    readonly warmup: number;
+    readonly batch: number;
+    /** Extra, untimed round trips under `strace -c` per traced proxy; 0 skips the syscall profile. */
+    readonly syscallProfileRoundTrips: number;
+  };
+  readonly fanout: { readonly subscribers: number; readonly events: number; readonly window: number; readonly rounds: number; readonly workersPerPath: number };
+  readonly failover: { readonly clients: number; readonly runs: number; readonly tickIntervalMs: number };
+  readonly capacity: {
+    readonly steps: readonly number[];
+    readonly tlsSteps: readonly number[];
+    readonly seedSteps: readonly number[];
+    readonly holdSeconds: number;
+    readonly clientProcesses: number;
+    /** Idle connections per listener for the memory-per-connection probe, and how long memory
+     * settles before and after them (the last logins' transient buffers being released). */
+    readonly memoryProbeConnections: number;
+    readonly memoryProbeSettleMs: number;
+  };
+  readonly tooling: { readonly mockTests: boolean; readonly nginxBuild: boolean };
+  /** The run exits non-zero when it takes longer than this (a hung phase). */
+  readonly watchdogMinutes: number;
+}
+
+export const FULL: Plan = {
+  latency: { roundTrips: 2000, warmup: 200, batch: 5, syscallProfileRoundTrips: 500 },
+  fanout: { subscribers: 1000, events: 120, window: 8, rounds: 3, workersPerPath: 2 },
+  failover: { clients: 200, runs: 3, tickIntervalMs: 10 },
+  capacity: {
+    steps: [5000, 10_000, 15_000, 20_000],
+    tlsSteps: [5000, 10_000, 15_000, 20_000],
+    seedSteps: [250, 500, 750, 1000],
+    // One heartbeat period: every client pings once and the server's silence check runs.
+    holdSeconds: deepstreamBackend.profile.pingIntervalSeconds,
+    // 20,000 connections at up to 5,000 per process keeps each under the 20,000 open-file limit.
+    clientProcesses: 4,
+    memoryProbeConnections: 3000,
+    memoryProbeSettleMs: 2000,
+  },
+  tooling: { mockTests: true, nginxBuild: true },
+  watchdogMinutes: 30,
+};
+
+export const QUICK: Plan = {
+  latency: { roundTrips: 200, warmup: 50, batch: 5, syscallProfileRoundTrips: 0 },
+  fanout: { subscribers: 100, events: 20, window: 4, rounds: 1, workersPerPath: 1 },
+  failover: { clients: 30, runs: 1, tickIntervalMs: 10 },
+  capacity: { steps: [200, 400], tlsSteps: [200], seedSteps: [250, 750], holdSeconds: 3, clientProcesses: 2, memoryProbeConnections: 100, memoryProbeSettleMs: 300 },
+  tooling: { mockTests: false, nginxBuild: false },
+  watchdogMinutes: 5,
+};
+
+type CapacitySettings = Required<Pick<NginxSpec, 'maxConnections' | 'workerProcesses' | 'reuseport'>>;
+
+/** nginx settings for 20,000 clients: 40,000 proxied descriptors over 4 workers with reuseport keeps
+ * each worker's worker_rlimit_nofile (13,780) under the 20,000 a process may open here. */
+export const CAPACITY_NGINX: CapacitySettings = { maxConnections: 20_000, workerProcesses: 4, reuseport: true };
+/** The seed guides' `worker_processes 1; worker_connections 1024;`, expressed as renderer input:
+ * worker_connections = 2 x 384 clients + 256 reserve = 1024; the guides had no reuseport. */
+export const SEED_NGINX: CapacitySettings = { maxConnections: 384, workerProcesses: 1, reuseport: false };

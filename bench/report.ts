@@ -1,0 +1,329 @@
+/**
+ * bench/RESULTS.md from one run's results. Pure: results in, Markdown out (unit-tested).
+ */
+import type { BenchResults, CapacityRun, CpuProfile, LatencyResults } from './results';
+
+type Cell = string | number;
+
+/** A GitHub-flavoured Markdown table; numbers are right-aligned, `|` in cells escaped. */
+export function markdownTable(headers: readonly string[], rows: ReadonlyArray<readonly Cell[]>): string {
+  for (const [index, row] of rows.entries()) {
+    if (row.length !== headers.length) {
+      throw new Error(`markdownTable: row ${index} has ${row.length} cells; allowed: ${headers.length} (one per header)`);
+    }
+  }
+  const numeric = headers.map((_, column) => rows.length > 0 && rows.every((row) => typeof row[column] === 'number'));
+  const escape = (cell: Cell): string => String(cell).replace(/\|/g, '\\|').replace(/\n/g, ' ');
+  return [
+    `| ${headers.map(escape).join(' | ')} |`,
+    `| ${numeric.map((isNumber) => (isNumber ? '---:' : '---')).join(' | ')} |`,
+    ...rows.map((row) => `| ${row.map(escape).join(' | ')} |`),
+  ].join('\n');
+}
+
+/** `value` with thousands separators (en-US), for counts and rates. */
+export function formatCount(value: number): string {
+  return Math.round(value).toLocaleString('en-US');
+}
+
+function verdictCell(met: boolean | null): string {
+  if (met === null) return 'n/a';
+  return met ? 'met' : 'MISSED';
+}
+
+function cpuTable(profile: CpuProfile): string {
+  const rows = Object.entries(profile.seconds)
+    .filter(([, seconds]) => seconds > 0.005)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, seconds]): Cell[] => [name, seconds, profile.percentOfMachine[name] ?? 0]);
+  const ours = Object.values(profile.percentOfMachine).reduce((sum, share) => sum + share, 0);
+  if (profile.machineBusyPercent !== undefined) {
+    rows.push(['whole machine (/proc/stat; other work included)', '', profile.machineBusyPercent]);
+    rows.push(['of which not this benchmark', '', Math.max(0, Math.round((profile.machineBusyPercent - ours) * 10) / 10)]);
+  }
+  return markdownTable(['component', 'CPU s', '% of all cores'], rows);
+}
+
+function syscallSection(latency: LatencyResults): string[] {
+  const paths = Object.entries(latency.syscallsPerMessage);
+  if (paths.length === 0) return [];
+  const syscalls = [...new Set(paths.flatMap(([, calls]) => Object.keys(calls)))].sort();
+  return [
+    '',
+    'System calls the proxy made per relayed message (`strace -c` on its processes over extra, untimed round trips):',
+    '',
+    markdownTable(
+      ['path', ...syscalls],
+      paths.map(([path, calls]): Cell[] => [path, ...syscalls.map((syscall) => calls[syscall] ?? 0)]),
+    ),
+    '',
+  ];
+}
+
+function latencySection(latency: LatencyResults): string[] {
+  const direct = latency.paths.find((path) => path.name === 'direct');
+  const rows = latency.paths.map((path): Cell[] => [
+    path.name,
+    path.description,
+    path.samples,
+    path.p50Ms,
+    path.p99Ms,
+    path.ratioP50,
+    path.ratioP99,
+    path.anchor ?? '',
+    direct && path.name !== 'direct' ? Math.round(((path.p50Ms - direct.p50Ms) / 4) * 1000) : 0,
+  ]);
+  return [
+    '## 1. RPC latency',
+    '',
+    `Client B makes an RPC that client A provides; both connect through the path and are pinned to the same node, so a round trip ` +
+      `crosses the path four times and never Redis. ${formatCount(latency.roundTripsPerPath)} measured round trips per path after ` +
+      `${formatCount(latency.warmupPerPath)} warm-up ones; paths interleaved in batches of ${latency.batch}, order rotated every round.`,
+    '',
+    markdownTable(
+      ['path', 'what', 'round trips', 'p50 ms', 'p99 ms', 'p50 / direct', 'p99 / direct', 'anchor (p50 ratio, by hand)', 'added per traversal µs (p50)'],
+      rows,
+    ),
+    '',
+    `CPU during the latency phase (${latency.cpu.wallSeconds} s), and what each proxy spent per message it relayed ` +
+      '(a round trip is four messages through the proxy; nginx TLS serves three paths, HAProxy four):',
+    '',
+    cpuTable(latency.cpu),
+    '',
+    markdownTable(
+      ['proxy', 'CPU µs per relayed message', 'context switches per relayed message'],
+      Object.entries(latency.proxyCpuMicrosPerMessage).map(([name, micros]): Cell[] => [name, micros, latency.proxyContextSwitchesPerMessage[name] ?? 0]),
+    ),
+    '',
+    ...syscallSection(latency),
+    'CPU time comes from /proc/<pid>/stat in 10 ms ticks. A proxy asleep in epoll_wait between messages is woken once per ' +
+      'message; what a traversal adds beyond its CPU time is the wait for that wake-up on cores the nodes and clients also use.',
+    '',
+  ];
+}
+
+function capacityRunSection(run: CapacityRun, holdSeconds: number): string[] {
+  const rows = run.steps.map((step): Cell[] => [
+    formatCount(step.target),
+    step.heldFully ? 'yes' : 'NO',
+    formatCount(step.openAtEnd),
+    step.failed,
+    step.drops,
+    step.rampSeconds,
+    step.nginxRssMegabytes,
+    step.nginxTotalRssPer1000Megabytes,
+    step.nginxRssPer1000Megabytes,
+    step.nginxMaxWorkerFds,
+    step.nodeRssMegabytes.join(' / '),
+    step.nodeFds.join(' / '),
+  ]);
+  const problems = run.steps.flatMap((step) => [
+    ...step.clientErrors.map((error) => `- step ${formatCount(step.target)}, client: ${error}`),
+    ...step.nginxErrors.map((error) => `- step ${formatCount(step.target)}, nginx error log: ${error}`),
+  ]);
+  return [
+    `### ${run.description}`,
+    '',
+    `Listener: ${run.listener}. nginx: \`worker_processes ${run.nginx.workerProcesses}; worker_connections ${run.nginx.workerConnections};\` ` +
+      `worker_rlimit_nofile ${run.nginx.workerRlimitNofile}, reuseport ${run.nginx.reuseport ? 'on' : 'off'}. ` +
+      `Idle nginx RSS ${run.nginxBaselineRssMegabytes} MB; idle nodes ${run.nodeBaselineRssMegabytes.join(' / ')} MB. ` +
+      `Each step held ${holdSeconds} s. **Highest step held fully: ${formatCount(run.highestHeld)}.**`,
+    '',
+    markdownTable(
+      [
+        'step',
+        'held',
+        'open at end',
+        'failed logins',
+        'dropped',
+        'ramp s',
+        'nginx RSS MB',
+        'nginx MB / 1k (total)',
+        'nginx MB / 1k (above idle)',
+        'max fds of a worker',
+        'node RSS MB',
+        'node fds',
+      ],
+      rows,
+    ),
+    '',
+    ...(problems.length > 0 ? ['Errors seen:', '', ...problems, ''] : []),
+    `CPU over this run (${run.cpu.wallSeconds} s):`,
+    '',
+    cpuTable(run.cpu),
+    '',
+  ];
+}
+
+export function renderResultsMarkdown(results: BenchResults): string {
+  const { machine, versions } = results;
+  const lines: string[] = [
+    '# Benchmark results',
+    '',
+    '<!-- Written by `npm run bench` (bench/run.ts, bench/report.ts). Re-run instead of editing. -->',
+    '',
+    ...(results.quick ? ['**Quick run (`--quick`): small counts and short holds, a smoke check. Figures are not comparable to a full run.**', ''] : []),
+    `- Date: ${results.date}`,
+    `- Command: \`${results.command}\` (${Math.round(results.durationSeconds)} s)`,
+    `- Machine: ${machine.nproc} × ${machine.cpuModel}, ${formatCount(machine.memoryMegabytes)} MB memory, Linux ${machine.kernel}, ` +
+      `open-file limit ${machine.openFileLimit ?? 'unknown'} per process, 1-minute load ${machine.loadAverageAtStart} at start`,
+    `- Versions: Node ${versions.node}, nginx ${versions.nginx} (Debian), HAProxy ${versions.haproxy} (Debian), ` +
+      `deepstream server ${versions.deepstream} / client ${versions.deepstreamClient}, Redis ${versions.redis}, ${versions.openssl}`,
+    '- Everything on loopback on this one machine: clients, proxies, both nodes and Redis share its cores, so figures are ' +
+      'comparable only inside one run (ratios move by about ±0.1 between runs).',
+    '',
+    '## Targets',
+    '',
+    markdownTable(
+      ['target', 'measured', 'verdict', 'by how much', 'what limits it (from this run\'s figures)'],
+      results.targets.map((verdict): Cell[] => [verdict.target, verdict.measured, verdictCell(verdict.met), verdict.note, verdict.limit]),
+    ),
+    '',
+  ];
+  if (results.latency) lines.push(...latencySection(results.latency));
+  if (results.capacity) {
+    lines.push(
+      '## 2. Capacity',
+      '',
+      `Idle, logged-in WebSocket connections through one nginx to the 2-node cluster, from ${results.capacity.clientProcesses} client ` +
+        'processes (each under the 20,000 open-file limit, each with its own 127.0.0.x source address). Connections are added ' +
+        'step by step and kept: a step holds fully when every connection logged in and none was lost by the end of its hold. ' +
+        'RSS is the sum over nginx master and workers (and per node) from /proc; "above idle" subtracts the RSS before the first step.',
+      '',
+    );
+    if (results.capacity.memoryPerConnection.length > 0) {
+      lines.push(
+        '### Memory per idle connection, by proxy and mode',
+        '',
+        'The same number of idle, logged-in clients through each listener in turn, each time on fresh proxy processes ' +
+          '(nginx reloaded, HAProxy restarted, so no memory freed by an earlier probe is reused), listeners at the settings ' +
+          'the latency phase used; growth of the proxy\'s RSS and PSS divided by the connections. This is what each mode costs ' +
+          'per connection: the L7 request state and buffers of http mode, the L4 session of stream mode, and what TLS adds.',
+        '',
+        markdownTable(
+          ['path', 'what', 'connections', 'RSS KB per connection', 'PSS KB per connection'],
+          results.capacity.memoryPerConnection.map((row): Cell[] => [
+            row.path,
+            row.description,
+            row.connections,
+            row.rssKilobytesPerConnection,
+            row.pssKilobytesPerConnection,
+          ]),
+        ),
+        '',
+      );
+    }
+    for (const run of results.capacity.runs) lines.push(...capacityRunSection(run, results.capacity.holdSeconds));
+  }
+  if (results.fanout) {
+    const fanout = results.fanout;
+    lines.push(
+      '## 3. Fan-out',
+      '',
+      `One publisher, ${formatCount(fanout.subscribers)} subscribers per path spread over both nodes ` +
+        `(${Object.entries(fanout.subscribersPerNode)
+          .map(([key, count]) => `${key}: ${count}`)
+          .join(', ')}). ${fanout.eventsPerRun} events per run, ${fanout.window} in flight (a new one when an older one reached every ` +
+        `subscriber); ${fanout.rounds} rounds with the path order rotated; medians over rounds. The publisher connects through the same path.`,
+      '',
+      markdownTable(
+        [
+          'path',
+          'what',
+          'deliveries/s',
+          'ratio to direct',
+          'delivery p50 ms',
+          'delivery p99 ms',
+          'CPU µs per delivery (all processes)',
+          'of which proxy',
+          'CPU-bound ceiling of the ratio',
+        ],
+        fanout.paths.map((path): Cell[] => [
+          path.name,
+          path.description,
+          formatCount(path.deliveriesPerSecond),
+          path.ratioToDirect,
+          path.p50Ms,
+          path.p99Ms,
+          path.cpuMicrosPerDelivery,
+          path.proxyCpuMicrosPerDelivery,
+          path.cpuBoundCeiling,
+        ]),
+      ),
+      '',
+      'The ceiling is direct\'s CPU per delivery divided by the path\'s: on cores shared by clients, nodes and proxy, a run that ' +
+        'uses them all cannot deliver faster through the proxy than that ratio allows.',
+      '',
+      'Each run:',
+      '',
+      markdownTable(
+        ['round', 'path', 'deliveries', 's', 'deliveries/s', 'p50 ms', 'p99 ms'],
+        fanout.runs.map((run): Cell[] => [run.round + 1, run.path, run.deliveries, run.seconds, formatCount(run.deliveriesPerSecond), run.p50Ms, run.p99Ms]),
+      ),
+      '',
+    );
+    for (const [path, profile] of Object.entries(fanout.cpu)) {
+      lines.push(`CPU during the ${path} runs (${profile.wallSeconds} s):`, '', cpuTable(profile), '');
+    }
+  }
+  if (results.failover) {
+    const failover = results.failover;
+    lines.push(
+      '## 4. Failover',
+      '',
+      `${failover.clientsPerRun} clients through the TLS http listener, subscribed to a tick published every ${failover.tickIntervalMs} ms ` +
+        'straight to the surviving node; kill -9 of the other node. "All back" runs from the kill until the last affected client is ' +
+        `logged in again. **Median of runs: ${failover.medianAllBackMs === null ? 'not all clients came back' : `${failover.medianAllBackMs} ms`}.**`,
+      '',
+      markdownTable(
+        ['run', 'killed', 'clients', 'affected', 'all back ms', 'median client back ms', 'not back', 'moved to survivor', 'ticks', 'lost per affected (mean / max)', 'lost by unaffected'],
+        failover.runs.map((run): Cell[] => [
+          run.run,
+          run.killedNode,
+          run.clients,
+          run.affected,
+          run.allBackMs ?? 'never',
+          run.medianClientBackMs ?? 'n/a',
+          run.notBack,
+          run.movedToSurvivor,
+          run.eventsPublished,
+          `${run.lostPerAffectedMean} / ${run.lostPerAffectedMax}`,
+          run.lostByUnaffected,
+        ]),
+      ),
+      '',
+      'CPU from the kill until every client was back, % of all cores (a sum near 100% means recovery waited for CPU):',
+      '',
+      markdownTable(
+        ['run', 'window s', 'benchmark processes', 'whole machine', 'busiest'],
+        failover.runs.map((run): Cell[] => {
+          const shares = Object.entries(run.recoveryCpu.percentOfMachine).sort((a, b) => b[1] - a[1]);
+          const total = Math.round(shares.reduce((sum, [, share]) => sum + share, 0) * 10) / 10;
+          return [
+            run.run,
+            run.recoveryCpu.wallSeconds,
+            `${total}%`,
+            `${run.recoveryCpu.machineBusyPercent ?? 'n/a'}%`,
+            shares.slice(0, 3).map(([name, share]) => `${name} ${share}%`).join(', '),
+          ];
+        }),
+      ),
+      '',
+    );
+  }
+  if (results.tooling) {
+    lines.push(
+      '## 5. Tooling',
+      '',
+      markdownTable(
+        ['tool', 'command', 'wall s', 'ok', 'note'],
+        results.tooling.map((tool): Cell[] => [tool.name, `\`${tool.command}\``, tool.seconds ?? 'n/a', tool.ok ? 'yes' : 'NO', tool.note]),
+      ),
+      '',
+    );
+  }
+  if (results.errors.length > 0) {
+    lines.push('## Errors', '', ...results.errors.map((error) => `- ${error}`), '');
+  }
+  return `${lines.join('\n').trimEnd()}\n`;
+}

@@ -1,0 +1,394 @@
+/**
+ * `npm run bench [-- --quick] [-- --only latency,fanout,failover,capacity,tooling] [-- --out DIR]`
+ * `npm run bench -- --report-only bench/results.json` re-renders RESULTS.md from stored figures.
+ *
+ * Runs every measurement of issue 5 on the local topology, side by side in one run, and writes
+ * bench/results.json and bench/RESULTS.md. `--quick` is the CI smoke check: small counts, short
+ * holds, under two minutes; it, and a run of some phases (`--only`), writes to a temp folder (or
+ * --out), never over the full results.
+ * Exits non-zero when a phase failed (its error is in the results), so a broken harness or a broken
+ * tool it times fails CI.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { stopWhenLauncherExits } from '../local/processes';
+import { measureCapacity, measureMemoryPerConnection, nginxSettingsOf } from './capacity';
+import { startClientWorkers, stopClientWorkers, type ClientWorker } from './client-pool';
+import { loadAverage, machineInfo, softwareVersions } from './environment';
+import { measureFailover } from './failover';
+import { measureFanout } from './fanout';
+import { measureLatency } from './latency';
+import { renderResultsMarkdown } from './report';
+import type { BenchResults, CapacityRun, FanoutResults, FailoverResults, LatencyResults, MemoryPerConnection, ToolTiming } from './results';
+import { PATH_NAMES, startBenchEnvironment, type BenchEnvironment } from './setup';
+import { processTree, startCpuMeter } from './procfs';
+import { CAPACITY_NGINX, FULL, QUICK, SEED_NGINX } from './plan';
+import { judgeTargets, LATENCY_ANCHORS } from './targets';
+import { timeMockTests, timeNginxBuild, timeRender } from './tooling';
+
+const PHASES = ['latency', 'fanout', 'failover', 'capacity', 'tooling'] as const;
+type Phase = (typeof PHASES)[number];
+
+interface Arguments {
+  readonly quick: boolean;
+  readonly phases: ReadonlySet<Phase>;
+  readonly outDir: string | null;
+  /** Re-render RESULTS.md (and the verdicts) next to this results.json; measure nothing. */
+  readonly reportOnly: string | null;
+}
+
+function parseArguments(argv: readonly string[]): Arguments {
+  let quick = false;
+  let phases = new Set<Phase>(PHASES);
+  let outDir: string | null = null;
+  let reportOnly: string | null = null;
+  for (let index = 0; index < argv.length; index += 1) {
+    const arg = argv[index]!;
+    if (arg === '--quick') quick = true;
+    else if (arg === '--only' || arg.startsWith('--only=')) {
+      const value = arg.includes('=') ? arg.slice('--only='.length) : argv[++index];
+      const names = (value ?? '').split(',').filter(Boolean);
+      const unknown = names.filter((name) => !(PHASES as readonly string[]).includes(name));
+      if (names.length === 0 || unknown.length > 0) {
+        throw new Error(`--only: got ${JSON.stringify(value ?? '')}; allowed: a comma-separated list of ${PHASES.join(', ')}`);
+      }
+      phases = new Set(names as Phase[]);
+    } else if (arg === '--out' || arg.startsWith('--out=')) {
+      outDir = arg.includes('=') ? arg.slice('--out='.length) : (argv[++index] ?? null);
+      if (!outDir) throw new Error('--out: a directory is required');
+    } else if (arg === '--report-only' || arg.startsWith('--report-only=')) {
+      reportOnly = arg.includes('=') ? arg.slice('--report-only='.length) : (argv[++index] ?? null);
+      if (!reportOnly) throw new Error('--report-only: a results.json path is required');
+    } else {
+      throw new Error(`unknown argument ${JSON.stringify(arg)}; allowed: --quick, --only <phases>, --out <dir>, --report-only <results.json>`);
+    }
+  }
+  return { quick, phases, outDir, reportOnly };
+}
+
+/** Writes `RESULTS.md` next to `jsonPath` from its figures, judging the targets again (no measurement). */
+function rerender(jsonPath: string): number {
+  const { targets: _stored, ...figures } = JSON.parse(fs.readFileSync(jsonPath, 'utf8')) as BenchResults;
+  const results: BenchResults = { ...figures, targets: judgeTargets(figures) };
+  writeAtomically(jsonPath, `${JSON.stringify(results, null, 2)}\n`);
+  writeAtomically(path.join(path.dirname(jsonPath), 'RESULTS.md'), renderResultsMarkdown(results));
+  process.stdout.write(`re-rendered ${path.join(path.dirname(jsonPath), 'RESULTS.md')} from ${jsonPath}\n`);
+  return 0;
+}
+
+/** Written next to the target and renamed, so an interrupted run never leaves half a file. */
+function writeAtomically(file: string, content: string): void {
+  fs.writeFileSync(`${file}.tmp`, content);
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+async function main(): Promise<number> {
+  const args = parseArguments(process.argv.slice(2));
+  if (args.reportOnly) return rerender(args.reportOnly);
+  stopWhenLauncherExits();
+  const plan = args.quick ? QUICK : FULL;
+  // A hung phase must fail CI, not stall it: every process this run started ends with it. The timer
+  // also keeps the event loop alive, so a promise that never settles cannot end the run with exit 0.
+  setTimeout(() => {
+    process.stderr.write(`bench: still running after ${plan.watchdogMinutes} minutes; giving up\n`);
+    process.exit(3);
+  }, plan.watchdogMinutes * 60_000);
+  const startedAt = performance.now();
+  const log = (line: string): void => {
+    process.stdout.write(`[bench ${((performance.now() - startedAt) / 1000).toFixed(1).padStart(6)} s] ${line}\n`);
+  };
+  const machine = machineInfo();
+  const versions = softwareVersions();
+  log(`${args.quick ? 'quick' : 'full'} run on ${machine.nproc} × ${machine.cpuModel}, load ${machine.loadAverageAtStart}`);
+  const errors: string[] = [];
+  async function phase<T>(name: string, body: () => Promise<T>): Promise<T | undefined> {
+    log(`${name} (load ${loadAverage().toFixed(2)})`);
+    try {
+      return await body();
+    } catch (error) {
+      const message = `${name}: ${(error as Error).stack ?? String(error)}`;
+      errors.push(message.split('\n').slice(0, 4).join(' '));
+      log(`FAILED ${message}`);
+      return undefined;
+    }
+  }
+
+  let latency: LatencyResults | undefined;
+  let fanout: FanoutResults | undefined;
+  let failover: FailoverResults | undefined;
+  const capacityRuns: CapacityRun[] = [];
+  let memoryPerConnection: MemoryPerConnection[] = [];
+  const needsTopology = PHASES.some((name) => name !== 'tooling' && args.phases.has(name));
+  if (needsTopology) {
+    let env: BenchEnvironment | undefined;
+    let workers: ClientWorker[] = [];
+    try {
+      env = await startBenchEnvironment({ log });
+      const environment = env;
+      const fanoutWorkers = 4 * plan.fanout.workersPerPath;
+      workers = await startClientWorkers(Math.max(fanoutWorkers, plan.capacity.clientProcesses));
+      const clientWorkers = workers;
+      log(`${workers.length} client processes started`);
+      const components = { ...env.components, 'client processes': () => clientWorkers.flatMap((worker) => (worker.pid ? [worker.pid] : [])) };
+      const nodeName = env.topology.nodes[0]!.name;
+
+      if (args.phases.has('latency')) {
+        latency = await phase('latency', async () => {
+          const measured = await measureLatency({
+            paths: PATH_NAMES.map((name) => environment.paths[name]),
+            roundTrips: plan.latency.roundTrips,
+            warmup: plan.latency.warmup,
+            batch: plan.latency.batch,
+            ca: environment.ca,
+            node: nodeName,
+            anchors: LATENCY_ANCHORS,
+            startMeter: () => startCpuMeter(components, machine.nproc),
+            ...(plan.latency.syscallProfileRoundTrips > 0
+              ? {
+                  syscallProfiles: [
+                    { path: 'nginx-http', pids: () => processTree(environment.nginxPlain.masterPid).slice(1) },
+                    { path: 'nginx-stream', pids: () => processTree(environment.nginxTls.masterPid).slice(1) },
+                    { path: 'haproxy-http', pids: () => [environment.haproxyPid()] },
+                  ],
+                  syscallProfileRoundTrips: plan.latency.syscallProfileRoundTrips,
+                }
+              : {}),
+            log,
+          });
+          const { cpu } = measured;
+          const proxyCpuMicrosPerMessage: Record<string, number> = {};
+          const proxyContextSwitchesPerMessage: Record<string, number> = {};
+          for (const [component, served] of Object.entries(environment.proxyPaths)) {
+            // Every round trip is four WebSocket messages through the proxy.
+            const messages = served.length * measured.totalRoundTripsPerPath * 4;
+            proxyCpuMicrosPerMessage[component] = Math.round(((cpu.seconds[component] ?? 0) * 1e6) / messages);
+            proxyContextSwitchesPerMessage[component] = Math.round(((cpu.contextSwitches?.[component] ?? 0) / messages) * 100) / 100;
+          }
+          return {
+            roundTripsPerPath: plan.latency.roundTrips,
+            warmupPerPath: plan.latency.warmup,
+            batch: plan.latency.batch,
+            paths: measured.paths,
+            cpu,
+            proxyCpuMicrosPerMessage,
+            proxyContextSwitchesPerMessage,
+            proxyComponentOfPath: Object.fromEntries(
+              Object.entries(environment.proxyPaths).flatMap(([component, served]) => served.map((path) => [path, component])),
+            ),
+            syscallsPerMessage: measured.syscallsPerMessage,
+          };
+        });
+      }
+
+      if (args.phases.has('fanout')) {
+        fanout = await phase('fan-out', () => {
+          const perPath = plan.fanout.workersPerPath;
+          const take = (index: number) => clientWorkers.slice(index * perPath, (index + 1) * perPath);
+          return measureFanout({
+            plans: [
+              { path: environment.paths.direct, subscriberUrls: environment.nodeUrls, workers: take(0) },
+              { path: environment.paths['nginx-http'], subscriberUrls: [environment.paths['nginx-http'].url], workers: take(1) },
+              { path: environment.paths['nginx-http-1-worker'], subscriberUrls: [environment.paths['nginx-http-1-worker'].url], workers: take(2) },
+              { path: environment.paths['nginx-https'], subscriberUrls: [environment.paths['nginx-https'].url], workers: take(3) },
+            ],
+            subscribersPerPath: plan.fanout.subscribers,
+            eventsPerRun: plan.fanout.events,
+            window: plan.fanout.window,
+            rounds: plan.fanout.rounds,
+            ca: environment.ca,
+            localAddresses: clientWorkers.map((_, index) => `127.0.1.${index + 1}`),
+            components,
+            nproc: machine.nproc,
+            log,
+          });
+        });
+      }
+
+      if (args.phases.has('failover')) {
+        failover = await phase('failover', () =>
+          measureFailover({
+            topology: environment.topology,
+            url: environment.paths['nginx-https'].url,
+            ca: environment.ca,
+            clients: plan.failover.clients,
+            runs: plan.failover.runs,
+            tickIntervalMs: plan.failover.tickIntervalMs,
+            workers: clientWorkers.slice(0, 2),
+            localAddresses: ['127.0.2.1', '127.0.2.2'],
+            components,
+            nproc: machine.nproc,
+            log,
+          }),
+        );
+      }
+
+      if (args.phases.has('capacity')) {
+        const capacityWorkers = clientWorkers.slice(0, plan.capacity.clientProcesses);
+        // Each probe starts on fresh proxy processes: memory freed by an earlier probe's connections
+        // would otherwise be reused and hide what the next listener costs. A reload gives nginx new
+        // workers; HAProxy, which keeps freed memory in its own pools, is restarted.
+        const nginxTls = { pids: () => processTree(environment.nginxTls.masterPid), fresh: () => environment.nginxTls.reload(environment.nginxTls.spec) };
+        const nginxPlain = { pids: () => processTree(environment.nginxPlain.masterPid), fresh: () => environment.nginxPlain.reload(environment.nginxPlain.spec) };
+        const haproxy = { pids: () => [environment.haproxyPid()], fresh: () => environment.restartHaproxy() };
+        const probePaths = [
+          { name: 'nginx-http', ...nginxPlain },
+          { name: 'nginx-https', ...nginxTls },
+          { name: 'nginx-stream', ...nginxTls },
+          { name: 'nginx-stream-tls', ...nginxTls },
+          { name: 'haproxy-http', ...haproxy },
+          { name: 'haproxy-https', ...haproxy },
+          { name: 'haproxy-tcp', ...haproxy },
+          { name: 'haproxy-tcp-tls', ...haproxy },
+        ] as const;
+        memoryPerConnection =
+          (await phase('memory per connection', () =>
+            measureMemoryPerConnection({
+              paths: probePaths.map((probe) => ({ ...environment.paths[probe.name], pids: probe.pids, fresh: probe.fresh })),
+              connections: plan.capacity.memoryProbeConnections,
+              settleMs: plan.capacity.memoryProbeSettleMs,
+              ca: environment.ca,
+              workers: capacityWorkers,
+              firstSubnet: 10,
+              log,
+            }),
+          )) ?? [];
+        const common = {
+          holdSeconds: plan.capacity.holdSeconds,
+          workers: capacityWorkers,
+          nodes: environment.topology.nodes,
+          components,
+          nproc: machine.nproc,
+          log,
+        };
+        const runs = [
+          {
+            name: 'plain',
+            description: `Plain WebSocket (nginx http mode), ${CAPACITY_NGINX.workerProcesses} workers sized for ${CAPACITY_NGINX.maxConnections.toLocaleString('en-US')} clients`,
+            listener: 'nginx http mode, plain (ws://)',
+            url: environment.paths['nginx-http'].url,
+            nginx: environment.nginxPlain,
+            spec: environment.plainSpec('plain', CAPACITY_NGINX),
+            steps: plan.capacity.steps,
+            subnet: 3,
+          },
+          {
+            name: 'tls',
+            description: `TLS WebSocket (nginx http mode + TLS), ${CAPACITY_NGINX.workerProcesses} workers sized for ${CAPACITY_NGINX.maxConnections.toLocaleString('en-US')} clients`,
+            listener: 'nginx http mode + TLS (wss://), the topology nginx',
+            url: environment.paths['nginx-https'].url,
+            nginx: environment.nginxTls,
+            spec: environment.tlsSpec(CAPACITY_NGINX),
+            steps: plan.capacity.tlsSteps,
+            subnet: 4,
+          },
+          {
+            name: 'seed',
+            description: 'The seed configuration: worker_processes 1; worker_connections 1024 (plain WebSocket)',
+            listener: 'nginx http mode, plain (ws://)',
+            url: environment.paths['nginx-http-1-worker'].url,
+            nginx: environment.nginxOneWorker,
+            spec: environment.plainSpec('one-worker', SEED_NGINX),
+            steps: plan.capacity.seedSteps,
+            subnet: 5,
+          },
+        ];
+        for (const run of runs) {
+          const result = await phase(`capacity ${run.name}`, async () => {
+            if (run.name === 'seed') {
+              const settings = nginxSettingsOf(run.spec);
+              if (settings.workerProcesses !== '1' || settings.workerConnections !== 1024) {
+                throw new Error(
+                  `the seed configuration renders as worker_processes ${settings.workerProcesses}; worker_connections ${settings.workerConnections}; ` +
+                    'expected 1 and 1024 (the renderer has no worker_connections override; see SEED_NGINX)',
+                );
+              }
+            }
+            return measureCapacity({
+              ...common,
+              ...run,
+              ca: environment.ca,
+              localAddresses: capacityWorkers.map((_, index) => `127.0.${run.subnet}.${index + 1}`),
+            });
+          });
+          if (result) capacityRuns.push(result);
+        }
+      }
+    } catch (error) {
+      errors.push(`setup: ${(error as Error).message}`);
+      log(`FAILED setup: ${(error as Error).stack}`);
+    } finally {
+      await stopClientWorkers(workers).catch(() => undefined);
+      await env?.stop().catch(() => undefined);
+    }
+  }
+
+  let tooling: ToolTiming[] | undefined;
+  if (args.phases.has('tooling')) {
+    tooling = await phase('tooling', async () => {
+      const timings = [await timeRender()];
+      timings.push(
+        plan.tooling.mockTests
+          ? await timeMockTests()
+          : { name: 'mock test suite', command: 'npx jest test/components-', seconds: null, ok: true, note: 'skipped in --quick' },
+      );
+      timings.push(
+        plan.tooling.nginxBuild
+          ? await timeNginxBuild()
+          : { name: 'nginx build script', command: 'configure + make', seconds: null, ok: true, note: 'skipped in --quick' },
+      );
+      for (const timing of timings) if (!timing.ok) errors.push(`tooling: ${timing.name} failed: ${timing.note}`);
+      return timings;
+    });
+  }
+
+  const partial = {
+    quick: args.quick,
+    date: new Date().toISOString(),
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    durationSeconds: Math.round((performance.now() - startedAt) / 1000),
+    machine,
+    versions,
+    ...(latency ? { latency } : {}),
+    ...(capacityRuns.length > 0 || memoryPerConnection.length > 0
+      ? {
+          capacity: {
+            holdSeconds: plan.capacity.holdSeconds,
+            clientProcesses: plan.capacity.clientProcesses,
+            memoryPerConnection,
+            runs: capacityRuns,
+          },
+        }
+      : {}),
+    ...(fanout ? { fanout } : {}),
+    ...(failover ? { failover } : {}),
+    ...(tooling ? { tooling } : {}),
+    errors,
+  };
+  const results: BenchResults = { ...partial, targets: judgeTargets(partial) };
+  // Only a full run of every phase may replace bench/results.json and bench/RESULTS.md.
+  const complete = !args.quick && args.phases.size === PHASES.length;
+  const outDir = args.outDir ?? (complete ? __dirname : fs.mkdtempSync(path.join(os.tmpdir(), `realtime-edge-bench-${args.quick ? 'quick' : 'partial'}-`)));
+  fs.mkdirSync(outDir, { recursive: true });
+  const jsonPath = path.join(outDir, 'results.json');
+  const markdownPath = path.join(outDir, 'RESULTS.md');
+  writeAtomically(jsonPath, `${JSON.stringify(results, null, 2)}\n`);
+  writeAtomically(markdownPath, renderResultsMarkdown(results));
+  log(`wrote ${jsonPath} and ${markdownPath}`);
+  const verdictWord = (met: boolean | null): string => (met === null ? 'n/a   ' : met ? 'met   ' : 'MISSED');
+  for (const verdict of results.targets) log(`  ${verdictWord(verdict.met)} ${verdict.target}: ${verdict.measured}`);
+  if (errors.length > 0) {
+    log(`${errors.length} phase(s) failed:`);
+    for (const error of errors) log(`  ${error}`);
+    return 1;
+  }
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,262 @@
+/**
+ * Everything the benchmark measures through, started once so every figure of a section comes from
+ * the same processes in the same run:
+ * - the local topology (Redis, two deepstream nodes, nginx with its TLS http and TLS stream
+ *   listeners), plus a plain stream listener added to that nginx through the spec;
+ * - a second nginx with a plain http listener and a third with one worker (the worker-count lever),
+ *   both rendered from the topology's own spec with only the listener and worker settings changed;
+ * - HAProxy with the equivalent configuration (bench/haproxy.ts).
+ * Variants are renderer input; rendered text is never edited.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { NginxSpec } from '../nginx/spec';
+import { nginxPathsIn, startNginx, type NginxHandle } from '../local/nginx-process';
+import { LOOPBACK, pickFreePort } from '../local/ports';
+import { startProcess, type ManagedProcess } from '../local/processes';
+import { findExecutable } from '../local/system';
+import { tcpAccepts, waitUntil } from '../local/readiness';
+import { resolveIdleTimeoutSeconds } from '../nginx/conf';
+import { NGINX_DEFAULTS } from '../nginx/conf-defaults';
+import { startTopology, type Topology } from '../local/topology';
+import { renderHaproxyConfig } from './haproxy';
+import { pidsWorkingIn, processTree } from './procfs';
+
+/** Where a client can connect; `direct` paths bypass every proxy. */
+export interface BenchPath {
+  readonly name: string;
+  readonly description: string;
+  readonly url: string;
+}
+
+export interface BenchEnvironment {
+  readonly topology: Topology;
+  /** PEM of the self-signed certificate every TLS listener uses. */
+  readonly ca: string;
+  /** The topology's nginx: TLS http, TLS stream and (added here) plain stream. */
+  readonly nginxTls: NginxHandle;
+  /** Plain http listener, the topology's worker settings. */
+  readonly nginxPlain: NginxHandle;
+  /** Plain http listener with one worker process. */
+  readonly nginxOneWorker: NginxHandle;
+  /** HAProxy's pid (it changes with `restartHaproxy`). */
+  haproxyPid(): number;
+  /** A fresh HAProxy process with the same configuration (its memory pools start empty). */
+  restartHaproxy(): Promise<void>;
+  /** Every latency path by name. */
+  readonly paths: Readonly<Record<PathName, BenchPath>>;
+  /** Direct URL of each node. */
+  readonly nodeUrls: readonly string[];
+  /** Component name -> its processes, for CPU profiles. */
+  readonly components: Readonly<Record<string, () => readonly number[]>>;
+  /** Proxy component name -> the latency paths it serves. */
+  readonly proxyPaths: Readonly<Record<string, readonly PathName[]>>;
+  /** Spec of the plain nginx with changes (capacity settings, the seed configuration). */
+  plainSpec(nginx: 'plain' | 'one-worker', changes?: Partial<Pick<NginxSpec, 'maxConnections' | 'workerProcesses' | 'reuseport'>>): NginxSpec;
+  /** Spec of the TLS nginx (topology) with changes. */
+  tlsSpec(changes?: Partial<Pick<NginxSpec, 'maxConnections' | 'workerProcesses' | 'reuseport'>>): NginxSpec;
+  stop(): Promise<void>;
+}
+
+export const PATH_NAMES = [
+  'direct',
+  'nginx-http',
+  'nginx-http-1-worker',
+  'nginx-https',
+  'nginx-stream',
+  'nginx-stream-tls',
+  'haproxy-http',
+  'haproxy-https',
+  'haproxy-tcp',
+  'haproxy-tcp-tls',
+] as const;
+export type PathName = (typeof PATH_NAMES)[number];
+
+/** Component names of the proxies in CPU profiles; report.ts recognizes proxies by these prefixes. */
+export const PROXY_COMPONENT_PREFIXES = ['nginx', 'haproxy'] as const;
+const NGINX_TLS = 'nginx (TLS: https, stream)';
+const NGINX_PLAIN = 'nginx (plain http)';
+const NGINX_ONE_WORKER = 'nginx (plain http, 1 worker)';
+const HAPROXY = 'haproxy';
+
+/** Connection limit of the comparison HAProxy: latency needs a handful, nothing here needs more. */
+const HAPROXY_MAX_CONNECTIONS = 4096;
+
+export interface SetupOptions {
+  readonly log: (line: string) => void;
+}
+
+export async function startBenchEnvironment(options: SetupOptions): Promise<BenchEnvironment> {
+  const { log } = options;
+  const topology = await startTopology({ label: 'bench', log });
+  const cleanups: Array<() => Promise<void>> = [];
+  const stop = async (): Promise<void> => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+    await topology.stop();
+  };
+  try {
+    const ca = topology.ca.toString('utf8');
+    const nodeUrls = topology.nodes.map((node) => node.directUrl);
+    const clientPath = new URL(topology.urlOf('http')).pathname;
+
+    // A plain stream listener next to the TLS one, on the topology's own nginx.
+    const plainStreamPort = await pickFreePort();
+    const tlsBase = (): NginxSpec =>
+      topology.nginxSpec({ extraStreamListeners: [{ listenPort: plainStreamPort, tls: null, backend: topology.deepstreamMount() }] });
+    await topology.nginx.reload(tlsBase());
+
+    const plainDirs = { plain: path.join(topology.runFolder, 'nginx-plain'), 'one-worker': path.join(topology.runFolder, 'nginx-one-worker') };
+    const plainPorts = { plain: await pickFreePort(), 'one-worker': await pickFreePort() };
+    const plainSpec: BenchEnvironment['plainSpec'] = (which, changes = {}) => {
+      const base = topology.nginxSpec();
+      if (!base.http) throw new Error('the topology runs no http listener; the bench needs proxyMode both');
+      const { stream: _stream, ...withoutStream } = base;
+      return {
+        ...withoutStream,
+        http: { ...base.http, listenPort: plainPorts[which], tls: null, redirectHttpPort: null },
+        statusPort: null,
+        paths: nginxPathsIn(plainDirs[which]),
+        ...(which === 'one-worker' ? { workerProcesses: 1 } : {}),
+        ...changes,
+      };
+    };
+    const tlsSpec: BenchEnvironment['tlsSpec'] = (changes = {}) => ({ ...tlsBase(), ...changes });
+
+    fs.mkdirSync(plainDirs.plain, { recursive: true, mode: 0o755 });
+    fs.mkdirSync(plainDirs['one-worker'], { recursive: true, mode: 0o755 });
+    const nginxPlain = await startNginx({ dir: plainDirs.plain, spec: plainSpec('plain') });
+    cleanups.push(() => nginxPlain.stop());
+    const nginxOneWorker = await startNginx({ dir: plainDirs['one-worker'], spec: plainSpec('one-worker') });
+    cleanups.push(() => nginxOneWorker.stop());
+    log(`nginx plain http on ${plainPorts.plain}, one-worker plain http on ${plainPorts['one-worker']}, plain stream on ${plainStreamPort}`);
+
+    const haproxyPorts: HaproxyPorts = {
+      http: await pickFreePort(),
+      https: await pickFreePort(),
+      tcp: await pickFreePort(),
+      tcpTls: await pickFreePort(),
+    };
+    let haproxy = await startHaproxy(topology, haproxyPorts);
+    cleanups.push(async () => {
+      await haproxy.process.stop({ signal: 'SIGTERM', graceMs: 3000 });
+    });
+    const restartHaproxy = async (): Promise<void> => {
+      await haproxy.process.stop({ signal: 'SIGTERM', graceMs: 3000 });
+      haproxy = await startHaproxy(topology, haproxyPorts);
+    };
+    log(`haproxy on http ${haproxy.ports.http}, https ${haproxy.ports.https}, tcp ${haproxy.ports.tcp}, tcp+tls ${haproxy.ports.tcpTls}`);
+
+    const url = (scheme: 'ws' | 'wss', port: number): string => `${scheme}://${LOOPBACK}:${port}${clientPath}`;
+    const paths: Record<PathName, BenchPath> = {
+      direct: { name: 'direct', description: 'straight to a deepstream node', url: nodeUrls[0]! },
+      'nginx-http': { name: 'nginx-http', description: 'nginx http (L7) mode, plain', url: url('ws', plainPorts.plain) },
+      'nginx-http-1-worker': {
+        name: 'nginx-http-1-worker',
+        description: 'nginx http mode, plain, worker_processes 1',
+        url: url('ws', plainPorts['one-worker']),
+      },
+      'nginx-https': { name: 'nginx-https', description: 'nginx http mode + TLS', url: topology.urlOf('http') },
+      'nginx-stream': { name: 'nginx-stream', description: 'nginx stream (L4) mode, plain', url: url('ws', plainStreamPort) },
+      'nginx-stream-tls': { name: 'nginx-stream-tls', description: 'nginx stream mode + TLS', url: topology.urlOf('stream') },
+      'haproxy-http': { name: 'haproxy-http', description: 'HAProxy http mode, plain', url: url('ws', haproxy.ports.http) },
+      'haproxy-https': { name: 'haproxy-https', description: 'HAProxy http mode + TLS', url: url('wss', haproxy.ports.https) },
+      'haproxy-tcp': { name: 'haproxy-tcp', description: 'HAProxy tcp mode, plain', url: url('ws', haproxy.ports.tcp) },
+      'haproxy-tcp-tls': { name: 'haproxy-tcp-tls', description: 'HAProxy tcp mode + TLS', url: url('wss', haproxy.ports.tcpTls) },
+    };
+
+    const redisDir = path.join(topology.runFolder, 'redis');
+    const proxyPaths: Record<string, readonly PathName[]> = {
+      [NGINX_TLS]: ['nginx-https', 'nginx-stream', 'nginx-stream-tls'],
+      [NGINX_PLAIN]: ['nginx-http'],
+      [NGINX_ONE_WORKER]: ['nginx-http-1-worker'],
+      [HAPROXY]: ['haproxy-http', 'haproxy-https', 'haproxy-tcp', 'haproxy-tcp-tls'],
+    };
+    const components: Record<string, () => readonly number[]> = {
+      [NGINX_TLS]: () => processTree(topology.nginx.masterPid),
+      [NGINX_PLAIN]: () => processTree(nginxPlain.masterPid),
+      [NGINX_ONE_WORKER]: () => processTree(nginxOneWorker.masterPid),
+      [HAPROXY]: () => processTree(haproxy.process.pid),
+      redis: () => pidsWorkingIn(redisDir, 'redis-server'),
+      ...Object.fromEntries(topology.nodes.map((node) => [node.name, () => (node.pid !== undefined && node.isRunning() ? [node.pid] : [])])),
+    };
+
+    return {
+      topology,
+      ca,
+      nginxTls: topology.nginx,
+      nginxPlain,
+      nginxOneWorker,
+      haproxyPid: () => haproxy.process.pid,
+      restartHaproxy,
+      paths,
+      nodeUrls,
+      components,
+      proxyPaths,
+      plainSpec,
+      tlsSpec,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+interface HaproxyPorts {
+  readonly http: number;
+  readonly https: number;
+  readonly tcp: number;
+  readonly tcpTls: number;
+}
+
+async function startHaproxy(topology: Topology, ports: HaproxyPorts): Promise<{ process: ManagedProcess; ports: HaproxyPorts }> {
+  const dir = path.join(topology.runFolder, 'haproxy');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // HAProxy reads certificate and key from one file.
+  const spec = topology.nginxSpec();
+  const tls = spec.http?.tls;
+  if (!tls) throw new Error('the topology http listener has no TLS; the bench needs its certificate for HAProxy');
+  const pemPath = path.join(dir, 'server.pem');
+  fs.writeFileSync(pemPath, fs.readFileSync(tls.certificatePath, 'utf8') + fs.readFileSync(tls.keyPath, 'utf8'), { mode: 0o600 });
+  const configPath = path.join(dir, 'haproxy.cfg');
+  fs.writeFileSync(
+    configPath,
+    renderHaproxyConfig({
+      listenAddress: LOOPBACK,
+      http: [
+        { port: ports.http, tls: false },
+        { port: ports.https, tls: true },
+      ],
+      tcp: [
+        { port: ports.tcp, tls: false },
+        { port: ports.tcpTls, tls: true },
+      ],
+      servers: topology.ports.nodes.map((port) => ({ host: LOOPBACK, port })),
+      certificatePemPath: pemPath,
+      connectSeconds: spec.timeouts?.connectSeconds ?? NGINX_DEFAULTS.connectSeconds,
+      idleSeconds: resolveIdleTimeoutSeconds(spec),
+      maxConnections: HAPROXY_MAX_CONNECTIONS,
+    }),
+  );
+  const binary = findExecutable('haproxy');
+  if (!binary) throw new Error('haproxy is not installed (no `haproxy` in PATH or /usr/sbin); the benchmark compares nginx with it: apt-get install haproxy');
+  const proc = startProcess({
+    name: 'haproxy',
+    command: binary,
+    // -db: foreground, the benchmark owns its lifetime.
+    args: ['-f', configPath, '-db'],
+    cwd: dir,
+    logPath: path.join(dir, 'haproxy.log'),
+  });
+  try {
+    await waitUntil(async () => (await Promise.all(Object.values(ports).map((port) => tcpAccepts(LOOPBACK, port)))).every(Boolean), {
+      what: `haproxy listening on ${Object.values(ports).join(', ')}`,
+      timeoutMs: 10_000,
+      abortReason: () => (proc.isRunning() ? undefined : `haproxy exited; see ${proc.logPath}`),
+    });
+  } catch (error) {
+    await proc.stop();
+    throw error;
+  }
+  return { process: proc, ports };
+}

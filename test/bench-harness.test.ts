@@ -1,0 +1,389 @@
+/**
+ * The benchmark's pure pieces: percentiles, interleaving, the spread of connections over client
+ * processes, loss counting, the target verdicts, the Markdown tables of RESULTS.md, and the seed
+ * configuration expressed as renderer input (checked with the real `nginx -t`). No timing here.
+ */
+import fc from 'fast-check';
+import { nginxSettingsOf } from '../bench/capacity';
+import { CAPACITY_NGINX, SEED_NGINX } from '../bench/plan';
+import { markdownTable, renderResultsMarkdown } from '../bench/report';
+import type { BenchResults, CapacityRun, LatencyPath } from '../bench/results';
+import { parseStraceSummary, splitHalfSpread } from '../bench/latency';
+import { interleavedOrder, median, missingInRange, quantile, ratio, spread, summarize } from '../bench/stats';
+import { judgeTargets } from '../bench/targets';
+import { renderNginxConf } from '../nginx/conf';
+import type { NginxSpec } from '../nginx/spec';
+import { deepstreamBackend } from '../servers/deepstream';
+import { checkNginxConf, makeNginxPrefix } from './helpers/nginx';
+
+describe('percentiles', () => {
+  it('uses the nearest rank: p50 and p99 of 1..100 are 50 and 99, p100 the maximum, p0 the minimum', () => {
+    const samples = Array.from({ length: 100 }, (_, index) => 100 - index);
+    expect(quantile(samples, 0.5)).toBe(50);
+    expect(quantile(samples, 0.99)).toBe(99);
+    expect(quantile(samples, 1)).toBe(100);
+    expect(quantile(samples, 0)).toBe(1);
+    expect(quantile([7], 0.99)).toBe(7);
+  });
+
+  it('never invents a value: p50 of an even count is the lower middle sample', () => {
+    expect(quantile([1, 2, 3, 4], 0.5)).toBe(2);
+    expect(median([10, 40, 20, 30])).toBe(20);
+  });
+
+  it('returns a sample with at least q of the samples at or below it, and none smaller qualifies', () => {
+    fc.assert(
+      fc.property(fc.array(fc.double({ min: 0, max: 1e6, noNaN: true }), { minLength: 1, maxLength: 300 }), fc.double({ min: 0, max: 1, noNaN: true }), (samples, q) => {
+        const value = quantile(samples, q);
+        expect(samples).toContain(value);
+        const atOrBelow = samples.filter((sample) => sample <= value).length;
+        expect(atOrBelow / samples.length).toBeGreaterThanOrEqual(q);
+        const below = samples.filter((sample) => sample < value).length;
+        expect(below / samples.length).toBeLessThan(Math.max(q, Number.MIN_VALUE));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('is monotonic in q', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer(), { minLength: 1, maxLength: 100 }), fc.double({ min: 0, max: 1, noNaN: true }), fc.double({ min: 0, max: 1, noNaN: true }), (samples, a, b) => {
+        const [low, high] = a <= b ? [a, b] : [b, a];
+        expect(quantile(samples, low)).toBeLessThanOrEqual(quantile(samples, high));
+      }),
+    );
+  });
+
+  it('summarize agrees with quantile and computes the mean', () => {
+    const summary = summarize([5, 1, 4, 2, 3]);
+    expect(summary).toEqual({ count: 5, min: 1, p50: 3, p90: 5, p99: 5, max: 5, mean: 3 });
+  });
+
+  it('refuses empty samples and q outside 0..1 with a clear message', () => {
+    expect(() => quantile([], 0.5)).toThrow('quantile: no samples');
+    expect(() => quantile([1], 1.5)).toThrow('quantile: q 1.5; allowed: a number from 0 to 1');
+    expect(() => summarize([])).toThrow('summarize: no samples');
+  });
+
+  it('ratio rounds to two decimals and refuses a zero baseline', () => {
+    expect(ratio(0.55, 0.4)).toBe(1.38);
+    expect(ratio(3, 3)).toBe(1);
+    expect(() => ratio(1, 0)).toThrow('ratio: baseline 0; allowed: a positive number');
+  });
+});
+
+describe('interleaving and spreading', () => {
+  it('every round visits every path once, and over n rounds each path holds each position once', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 0, max: 1000 }), (count, start) => {
+        const paths = Array.from({ length: count }, (_, index) => `p${index}`);
+        const positions = new Map(paths.map((path) => [path, new Set<number>()]));
+        for (let round = start; round < start + count; round += 1) {
+          const order = interleavedOrder(paths, round);
+          expect([...order].sort()).toEqual([...paths].sort());
+          order.forEach((path, position) => positions.get(path)!.add(position));
+        }
+        for (const seen of positions.values()) expect(seen.size).toBe(count);
+      }),
+    );
+  });
+
+  it('spread sums to the total and differs by at most one between parts', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 100_000 }), fc.integer({ min: 1, max: 64 }), (total, parts) => {
+        const shares = spread(total, parts);
+        expect(shares).toHaveLength(parts);
+        expect(shares.reduce((a, b) => a + b, 0)).toBe(total);
+        expect(Math.max(...shares) - Math.min(...shares)).toBeLessThanOrEqual(1);
+      }),
+    );
+    expect(spread(20_000, 4)).toEqual([5000, 5000, 5000, 5000]);
+    expect(() => spread(10, 0)).toThrow('spread: parts 0; allowed: an integer >= 1');
+  });
+
+  it('missingInRange counts the sequence numbers a client never received, ignoring duplicates and strays', () => {
+    expect(missingInRange([1, 2, 3, 7, 8, 8, 100], 1, 10)).toBe(5);
+    expect(missingInRange([], 5, 4)).toBe(0);
+    expect(missingInRange([5], 5, 5)).toBe(0);
+  });
+});
+
+describe('RESULTS.md tables', () => {
+  it('renders a Markdown table with numeric columns right-aligned and pipes escaped', () => {
+    expect(
+      markdownTable(
+        ['path', 'p50 ms', 'note'],
+        [
+          ['direct', 0.4, 'a|b'],
+          ['nginx-http', 0.5, ''],
+        ],
+      ),
+    ).toBe(['| path | p50 ms | note |', '| --- | ---: | --- |', '| direct | 0.4 | a\\|b |', '| nginx-http | 0.5 |  |'].join('\n'));
+  });
+
+  it('refuses a row whose cell count differs from the headers', () => {
+    expect(() => markdownTable(['a', 'b'], [['x']])).toThrow('markdownTable: row 0 has 1 cells; allowed: 2 (one per header)');
+  });
+});
+
+function latencyPath(name: string, p50Ms: number, directP50 = 0.4): LatencyPath {
+  return {
+    name,
+    description: name,
+    samples: 2000,
+    p50Ms,
+    p90Ms: p50Ms * 1.5,
+    p99Ms: p50Ms * 3,
+    meanMs: p50Ms * 1.1,
+    ratioP50: ratio(p50Ms, directP50),
+    ratioP99: ratio(p50Ms * 3, directP50 * 3),
+    p50SplitHalfSpreadMs: 0.015,
+  };
+}
+
+function capacityRun(name: string, highestHeld: number, totalPer1000: number): CapacityRun {
+  return {
+    name,
+    description: `${name} run`,
+    listener: 'test',
+    nginx: { workerProcesses: '4', workerConnections: 12756, workerRlimitNofile: 13780, reuseport: true },
+    nginxBaselineRssMegabytes: 40,
+    nodeBaselineRssMegabytes: [80, 80],
+    steps: [
+      {
+        target: highestHeld,
+        opened: highestHeld,
+        failed: 0,
+        openAtEnd: highestHeld,
+        drops: 0,
+        heldFully: true,
+        rampSeconds: 10,
+        holdSeconds: 30,
+        nginxRssMegabytes: (totalPer1000 * highestHeld) / 1000,
+        nginxPssMegabytes: 1,
+        nginxRssPer1000Megabytes: totalPer1000 - 2,
+        nginxTotalRssPer1000Megabytes: totalPer1000,
+        nginxMaxWorkerFds: 100,
+        nodeRssMegabytes: [100, 100],
+        nodeRssPer1000Megabytes: [5, 5],
+        nodeFds: [10, 10],
+        clientErrors: [],
+        nginxErrors: [],
+      },
+    ],
+    highestHeld,
+    cpu: { wallSeconds: 1, seconds: {}, percentOfMachine: {} },
+  };
+}
+
+const baseResults: Omit<BenchResults, 'targets'> = {
+  quick: false,
+  date: '2026-11-25T00:00:00.000Z',
+  command: 'npm run bench',
+  durationSeconds: 600,
+  machine: { nproc: 2, cpuModel: 'Test CPU', memoryMegabytes: 1024, kernel: '6.0', loadAverageAtStart: 0.1, openFileLimit: 20000 },
+  versions: {
+    node: 'v20',
+    nginx: '1.22.1',
+    haproxy: '2.6.12',
+    deepstream: '7.0.2',
+    deepstreamClient: '7.0.5',
+    redis: '7.0.15',
+    openssl: 'OpenSSL 3',
+  },
+  latency: {
+    roundTripsPerPath: 2000,
+    warmupPerPath: 200,
+    batch: 5,
+    paths: [
+      latencyPath('direct', 0.4),
+      latencyPath('nginx-http', 0.48),
+      latencyPath('nginx-stream', 0.5),
+      latencyPath('nginx-https', 0.56),
+      latencyPath('haproxy-http', 0.5),
+      latencyPath('haproxy-tcp', 0.49),
+      latencyPath('haproxy-https', 0.6),
+    ],
+    cpu: { wallSeconds: 10, seconds: { 'nginx (plain http)': 1.5 }, percentOfMachine: { 'nginx (plain http)': 7.5 } },
+    proxyCpuMicrosPerMessage: { 'nginx (plain http)': 17 },
+    proxyContextSwitchesPerMessage: { 'nginx (plain http)': 1.02 },
+    proxyComponentOfPath: { 'nginx-http': 'nginx (plain http)', 'nginx-stream': 'nginx (TLS: https, stream)' },
+    syscallsPerMessage: { 'nginx-http': { recvfrom: 1.1, sendto: 1.1, epoll_wait: 1.3 } },
+  },
+  capacity: {
+    holdSeconds: 30,
+    clientProcesses: 4,
+    memoryPerConnection: [
+      { path: 'nginx-http', description: 'nginx http', connections: 3000, rssKilobytesPerConnection: 18, pssKilobytesPerConnection: 17.8 },
+      { path: 'nginx-https', description: 'nginx https', connections: 3000, rssKilobytesPerConnection: 53, pssKilobytesPerConnection: 47.3 },
+    ],
+    runs: [capacityRun('plain', 20_000, 8.5), capacityRun('tls', 15_000, 12)],
+  },
+  failover: { clientsPerRun: 200, tickIntervalMs: 10, runs: [], medianAllBackMs: 1200 },
+  errors: [],
+};
+
+describe('target verdicts', () => {
+  const verdicts = judgeTargets(baseResults);
+  const verdict = (start: string) => {
+    const found = verdicts.find((entry) => entry.target.startsWith(start));
+    if (!found) throw new Error(`no verdict starting with ${start}: ${verdicts.map((entry) => entry.target).join('; ')}`);
+    return found;
+  };
+
+  it('judges latency ratios against their targets and says by how much one is missed', () => {
+    expect(verdict('RPC p50 ratio to direct ≤ 1.25 via http')).toMatchObject({ met: true, note: '' });
+    expect(verdict('RPC p50 ratio to direct ≤ 1.2 via stream')).toMatchObject({ met: false, note: 'missed by 0.05 (4%)' });
+    expect(verdict('RPC p50 ratio to direct ≤ 1.45 via TLS (http mode)')).toMatchObject({ met: true });
+  });
+
+  it('explains a missed latency target with the time per traversal, the proxy\'s CPU and syscalls, and the budget', () => {
+    expect(verdict('RPC p50 ratio to direct ≤ 1.2 via stream').limit).toBe(
+      'each of the 4 traversals of a round trip adds 25 µs at p50; the target allows 20 µs per traversal against a direct round trip of 400 µs',
+    );
+    const withProfile = judgeTargets({
+      ...baseResults,
+      latency: { ...baseResults.latency!, proxyCpuMicrosPerMessage: { 'nginx (TLS: https, stream)': 30 }, syscallsPerMessage: { 'nginx-stream': { recvfrom: 1, writev: 1, epoll_wait: 1.2 } } },
+    }).find((entry) => entry.target.includes('via stream'))!;
+    expect(withProfile.limit).toContain('the proxy burns 30 µs CPU per relayed message (strace: 1 recvfrom, 1 writev, 1.2 epoll_wait per message)');
+    expect(verdict('RPC p50 ratio to direct ≤ 1.25 via http').limit).toBe('');
+  });
+
+  it('compares each nginx path with the HAProxy path configured the same way, against the run\'s own noise', () => {
+    expect(verdict('nginx-http no slower than haproxy-http')).toMatchObject({ met: true });
+    expect(verdict('nginx-stream no slower than haproxy-tcp')).toMatchObject({
+      met: false,
+      note: 'slower by 10 µs',
+      limit: '10 µs apart; the p50 of even and odd rounds of one path differs by up to 15 µs in this run, so the order is within noise',
+    });
+    expect(verdict('nginx-https no slower than haproxy-https')).toMatchObject({ met: true });
+    expect(verdicts.some((entry) => entry.target.startsWith('nginx-stream-tls'))).toBe(false);
+  });
+
+  it('judges capacity, memory per 1,000 connections and failover', () => {
+    expect(verdict('20,000 connections held through one nginx (plain)')).toMatchObject({ met: true });
+    expect(verdict('20,000 connections held through one nginx (TLS)')).toMatchObject({ met: false, note: 'missed by 5,000 connections' });
+    expect(verdict('≤ 10 MB nginx RSS per 1,000 connections (plain)')).toMatchObject({ met: true });
+    expect(verdict('≤ 10 MB nginx RSS per 1,000 connections (TLS)')).toMatchObject({ met: false, note: 'missed by 2 (20%)' });
+    // 10 MB per 1,000 at 15,000 is 150 MB, 40 MB of it idle: 110 MB / 15,000 = 7.5 KB per connection.
+    expect(verdict('≤ 10 MB nginx RSS per 1,000 connections (TLS)').limit).toBe(
+      '10.2 KB per connection above an idle 40 MB (preallocated 12756 connection slots in each of 4 workers); the target allows 7.5 KB at 15,000. ' +
+        'KB per idle connection by mode (memory probe): nginx http 18, nginx https 53',
+    );
+    expect(verdict('failover')).toMatchObject({ met: false, measured: '1200 ms', note: 'missed by 200 (20%)' });
+  });
+
+  it('explains a missed fan-out target from CPU per delivery when the cores were saturated', () => {
+    const path = (name: string, perSecond: number, cpu: number, proxy: number) => ({
+      name,
+      description: name,
+      deliveriesPerSecond: perSecond,
+      p50Ms: 100,
+      p99Ms: 200,
+      ratioToDirect: ratio(perSecond, 50_000),
+      cpuMicrosPerDelivery: cpu,
+      proxyCpuMicrosPerDelivery: proxy,
+      cpuBoundCeiling: ratio(40, cpu),
+    });
+    const cpu = (busy: number) => ({ wallSeconds: 10, seconds: {}, percentOfMachine: {}, machineBusyPercent: busy });
+    const fanout = {
+      subscribers: 1000,
+      subscribersPerNode: {},
+      eventsPerRun: 120,
+      window: 8,
+      rounds: 3,
+      paths: [path('direct', 50_000, 40, 0), path('nginx-http', 38_000, 52, 11)],
+      runs: [],
+      cpu: { direct: cpu(97), 'nginx-http': cpu(98) },
+    };
+    const found = judgeTargets({ ...baseResults, fanout }).find((entry) => entry.target.startsWith('fan-out via nginx-http'))!;
+    expect(found).toMatchObject({ met: false, note: 'missed by 0.14 (16%)' });
+    expect(found.limit).toBe(
+      'the cores were 98% busy: CPU-bound. nginx spends 11 µs CPU per delivery on cores that also run nodes and clients ' +
+        '(40 µs per delivery direct, 52 µs through nginx), which caps the ratio at 0.77; 0.9× needs ≤ 4.4 µs per delivery in the proxy',
+    );
+  });
+
+  it('RESULTS.md states machine, versions and command, and has a row per target and per latency path', () => {
+    const markdown = renderResultsMarkdown({ ...baseResults, targets: verdicts });
+    expect(markdown).toContain('- Machine: 2 × Test CPU, 1,024 MB memory, Linux 6.0');
+    expect(markdown).toContain('nginx 1.22.1 (Debian), HAProxy 2.6.12 (Debian), deepstream server 7.0.2');
+    expect(markdown).toContain('- Command: `npm run bench` (600 s)');
+    const rows = markdown.split('\n');
+    for (const entry of verdicts) expect(rows.some((row) => row.startsWith(`| ${entry.target} |`))).toBe(true);
+    expect(rows).toContain('| nginx-http | nginx-http | 2000 | 0.48 | 1.44 | 1.2 | 1.2 |  | 20 |');
+    expect(rows).toContain('| nginx (plain http) | 17 | 1.02 |');
+    expect(rows).toContain('| path | epoll_wait | recvfrom | sendto |');
+    expect(rows).toContain('| nginx-http | 1.3 | 1.1 | 1.1 |');
+    expect(markdown).not.toContain('Quick run');
+  });
+});
+
+describe('nginx settings of the capacity runs, rendered by renderNginxConf', () => {
+  const prefix = makeNginxPrefix('bench-seed');
+  afterAll(() => prefix.cleanup());
+  const spec = (settings: Pick<NginxSpec, 'maxConnections' | 'workerProcesses' | 'reuseport'>): NginxSpec => ({
+    http: {
+      listenPort: 18080,
+      tls: null,
+      redirectHttpPort: null,
+      backends: [{ profile: deepstreamBackend.profile, servers: [{ host: '127.0.0.1', port: 16020 }] }],
+    },
+    statusPort: null,
+    listenAddress: '127.0.0.1',
+    paths: prefix.paths,
+    ...settings,
+  });
+
+  it('the seed configuration renders exactly worker_processes 1; worker_connections 1024; and nginx -t accepts it', async () => {
+    const seed = spec(SEED_NGINX);
+    expect(nginxSettingsOf(seed)).toMatchObject({ workerProcesses: '1', workerConnections: 1024, reuseport: false });
+    const result = await checkNginxConf(renderNginxConf(seed));
+    expect(result.output).toContain('test is successful');
+    expect(result.ok).toBe(true);
+  });
+
+  it('the 20,000-connection settings keep every worker under the 20,000 open files a process may have here', async () => {
+    const capacity = spec(CAPACITY_NGINX);
+    const settings = nginxSettingsOf(capacity);
+    expect(settings.workerProcesses).toBe('4');
+    expect(settings.reuseport).toBe(true);
+    // 5,000 clients per worker (plus reuseport skew) are 10,000+ sockets: they must fit worker_connections.
+    expect(settings.workerConnections).toBeGreaterThanOrEqual(2 * (CAPACITY_NGINX.maxConnections / 4));
+    expect(settings.workerRlimitNofile).toBeLessThan(20_000);
+    const result = await checkNginxConf(renderNginxConf(capacity));
+    expect(result.ok).toBe(true);
+  });
+});
+
+describe('quick runs', () => {
+  it('give no verdicts: their counts are too small to judge a target', () => {
+    const verdicts = judgeTargets({ ...baseResults, quick: true });
+    expect(verdicts.length).toBeGreaterThan(0);
+    for (const verdict of verdicts) expect(verdict).toMatchObject({ met: null, note: 'quick run: small counts, no verdict' });
+    expect(renderResultsMarkdown({ ...baseResults, quick: true, targets: verdicts })).toContain('**Quick run (`--quick`)');
+  });
+});
+
+describe('split-half noise', () => {
+  it('is the distance between the p50s of the two halves, 0 when a half is empty', () => {
+    expect(splitHalfSpread([[1, 2, 3], [2, 3, 4]])).toBe(1);
+    expect(splitHalfSpread([[0.4], []])).toBe(0);
+  });
+});
+
+describe('strace -c summary', () => {
+  it('reads calls per syscall from strace 6 output, with and without an errors column, skipping the total', () => {
+    const output = [
+      'strace: Process 4242 attached',
+      '% time     seconds  usecs/call     calls    errors syscall',
+      '------ ----------- ----------- --------- --------- ----------------',
+      ' 43.46    0.091992          20      4454           sendto',
+      ' 34.76    0.073581          14      5065           epoll_wait',
+      ' 21.78    0.046113          10      4454        12 recvfrom',
+      '------ ----------- ----------- --------- --------- ----------------',
+      '100.00    0.211686          15     13973        12 total',
+    ].join('\n');
+    expect(parseStraceSummary(output)).toEqual({ sendto: 4454, epoll_wait: 5065, recvfrom: 4454 });
+  });
+});
