@@ -61,6 +61,9 @@ export function startProcess(options: StartProcessOptions): ManagedProcess {
   });
   fs.closeSync(logFd);
   if (child.pid === undefined) {
+    // A failed spawn (e.g. ENOENT) also emits 'error'; without a listener that event would crash
+    // the whole process instead of surfacing as this error.
+    child.once('error', () => undefined);
     throw new Error(`could not start ${options.name} (${options.command}): spawn returned no pid`);
   }
   const pid = child.pid;
