@@ -8,7 +8,7 @@ import * as aws from '@pulumi/aws';
 import { keys as configKeys } from '../config/schema';
 import { defaultIdleTimeoutSeconds } from '../nginx/conf-defaults';
 import type { ProxyRoute, ServerProfile } from '../servers/profile';
-import { allowEgress, allowIngressFromCidrs, type CidrLists } from './network';
+import { clientFacingSecurityGroup, type CidrLists } from './network';
 import { clientUrl } from './urls';
 
 /** TLS 1.3 and 1.2 only (no 1.0/1.1), set explicitly rather than trusting the changing default. */
@@ -124,39 +124,28 @@ export class AlbFrontend extends pulumi.ComponentResource {
     if (profiles.length === 0) throw new Error(`${name}: backends is empty; expected at least one backend`);
     const routes = albRoutes(args.backends);
 
-    const securityGroup = new aws.ec2.SecurityGroup(
-      `${name}-sg`,
+    const securityGroup = clientFacingSecurityGroup(
+      name,
       {
         vpcId: args.vpcId,
         description: 'realtime-edge ALB: 443 and 80 from the allowed client networks',
-        tags: { ...tags, Name: `${name}-alb` },
+        nameTag: `${name}-alb`,
+        cidrs: args.allowedCidrs,
+        listeners: [
+          { port: 443, purpose: 'HTTPS and WSS clients' },
+          { port: 80, purpose: 'redirect to HTTPS' },
+        ],
+        targets: args.backends.map((backend) => ({
+          name: backend.profile.name,
+          port: backend.profile.port,
+          securityGroupId: backend.securityGroupId,
+          description: `${backend.profile.displayName} nodes and their health checks`,
+        })),
+        tags,
       },
       parent,
     );
     this.securityGroupId = securityGroup.id;
-    for (const [port, purpose] of [
-      [443, 'HTTPS and WSS clients'],
-      [80, 'redirect to HTTPS'],
-    ] as const) {
-      allowIngressFromCidrs(
-        `${name}-in-${port}`,
-        { securityGroupId: securityGroup.id, cidrs: args.allowedCidrs, port, description: purpose, tags },
-        parent,
-      );
-    }
-    for (const backend of args.backends) {
-      allowEgress(
-        `${name}-to-${backend.profile.name}`,
-        {
-          securityGroupId: securityGroup.id,
-          destinationSecurityGroupId: backend.securityGroupId,
-          port: backend.profile.port,
-          description: `${backend.profile.displayName} nodes and their health checks`,
-          tags,
-        },
-        parent,
-      );
-    }
 
     this.loadBalancer = new aws.lb.LoadBalancer(
       name,

@@ -94,3 +94,51 @@ export function allowEgress(
     opts,
   );
 }
+
+/** A backend cluster a front (nginx or the ALB) forwards to. */
+export interface FrontTarget {
+  readonly name: string;
+  readonly port: number;
+  readonly securityGroupId: pulumi.Input<string>;
+  readonly description: string;
+}
+
+/**
+ * The security group of a client-facing front (nginx hosts, the ALB): its listener ports open to
+ * the allowed client networks, and egress only to the node ports of the clusters behind it.
+ */
+export function clientFacingSecurityGroup(
+  name: string,
+  front: {
+    readonly vpcId: pulumi.Input<string>;
+    readonly description: string;
+    readonly nameTag: string;
+    readonly cidrs: CidrLists;
+    readonly listeners: readonly { readonly port: number; readonly purpose: string }[];
+    readonly targets: readonly FrontTarget[];
+    readonly tags: Readonly<Record<string, string>>;
+  },
+  opts: pulumi.CustomResourceOptions,
+): aws.ec2.SecurityGroup {
+  const { tags } = front;
+  const securityGroup = new aws.ec2.SecurityGroup(
+    `${name}-sg`,
+    { vpcId: front.vpcId, description: front.description, tags: { ...tags, Name: front.nameTag } },
+    opts,
+  );
+  for (const { port, purpose } of front.listeners) {
+    allowIngressFromCidrs(
+      `${name}-in-${port}`,
+      { securityGroupId: securityGroup.id, cidrs: front.cidrs, port, description: purpose, tags },
+      opts,
+    );
+  }
+  for (const target of front.targets) {
+    allowEgress(
+      `${name}-to-${target.name}`,
+      { securityGroupId: securityGroup.id, destinationSecurityGroupId: target.securityGroupId, port: target.port, description: target.description, tags },
+      opts,
+    );
+  }
+  return securityGroup;
+}

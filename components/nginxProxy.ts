@@ -41,7 +41,7 @@ import { renderBootstrapScript } from '../servers/bootstrap';
 import type { RenderedFile, ServerProfile } from '../servers/profile';
 import type { RenderedArtifact } from './artifacts';
 import { HostGroup, ssmParameterArn } from './host';
-import { HTTPS_PORT, allowEgress, allowIngressFromCidrs, type CidrLists } from './network';
+import { HTTPS_PORT, allowEgress, clientFacingSecurityGroup, type CidrLists } from './network';
 import { clientUrl } from './urls';
 
 /** Where the boot script installs its helpers on a proxy host. */
@@ -262,41 +262,30 @@ export class NginxProxy extends pulumi.ComponentResource {
 
     const certificate = this.certificateSource(name, args, eips, tags, region);
 
-    const securityGroup = new aws.ec2.SecurityGroup(
-      `${name}-sg`,
+    const securityGroup = clientFacingSecurityGroup(
+      name,
       {
         vpcId: args.vpcId,
         description: 'realtime-edge nginx proxy: listener ports from the allowed client networks only',
-        tags: { ...tags, Name: `${name}-proxy` },
+        nameTag: `${name}-proxy`,
+        cidrs: args.allowedCidrs ?? NGINX_PROXY_DEFAULTS.allowedCidrs,
+        listeners: proxyListenerPorts(mode, args.backends),
+        targets: args.backends.map((backend) => ({
+          name: backend.profile.name,
+          port: backend.profile.port,
+          securityGroupId: backend.securityGroupId,
+          description: `${backend.profile.displayName} nodes`,
+        })),
+        tags,
       },
       parent,
     );
     this.securityGroupId = securityGroup.id;
-    for (const { port, purpose } of proxyListenerPorts(mode, args.backends)) {
-      allowIngressFromCidrs(
-        `${name}-in-${port}`,
-        { securityGroupId: securityGroup.id, cidrs: args.allowedCidrs ?? NGINX_PROXY_DEFAULTS.allowedCidrs, port, description: purpose, tags },
-        parent,
-      );
-    }
     allowEgress(
       `${name}-egress-https`,
       { securityGroupId: securityGroup.id, port: HTTPS_PORT, description: 'nginx source, packages and SSM', tags },
       parent,
     );
-    for (const backend of args.backends) {
-      allowEgress(
-        `${name}-to-${backend.profile.name}`,
-        {
-          securityGroupId: securityGroup.id,
-          destinationSecurityGroupId: backend.securityGroupId,
-          port: backend.profile.port,
-          description: `${backend.profile.displayName} nodes`,
-          tags,
-        },
-        parent,
-      );
-    }
 
     const bootFiles = proxyBootFiles(args);
     this.userData = proxyUserData(bootFiles, args.nginxVersion ?? NGINX_STABLE_VERSION);
