@@ -200,7 +200,8 @@ const HTTP_UPSTREAM_NOTES = [
 // http
 // ---------------------------------------------------------------------------------------------
 
-function tlsDirectives(tls: TlsSpec, sessionZone: string | null): Lines {
+/** TLS of one server. The stream session cache is set once in the stream context instead. */
+function tlsDirectives(tls: TlsSpec, context: 'http' | 'stream'): Lines {
   return [
     `ssl_certificate ${tls.certificatePath};`,
     `ssl_certificate_key ${tls.keyPath};`,
@@ -209,9 +210,9 @@ function tlsDirectives(tls: TlsSpec, sessionZone: string | null): Lines {
     `ssl_ciphers ${TLS_CIPHERS.join(':')};`,
     `ssl_ecdh_curve ${TLS_CURVES.join(':')};`,
     'ssl_prefer_server_ciphers off;',
-    ...(sessionZone
+    ...(context === 'http'
       ? [
-          `ssl_session_cache shared:${sessionZone}:${NGINX_DEFAULTS.tlsSessionCacheMegabytes}m;`,
+          `ssl_session_cache shared:${TLS_SESSION_ZONES.http}:${NGINX_DEFAULTS.tlsSessionCacheMegabytes}m;`,
           `ssl_session_timeout ${NGINX_DEFAULTS.tlsSessionTimeout};`,
         ]
       : []),
@@ -220,6 +221,7 @@ function tlsDirectives(tls: TlsSpec, sessionZone: string | null): Lines {
       'secrecy; the shared session cache resumes sessions instead.',
     ),
     'ssl_session_tickets off;',
+    ...(context === 'http' ? [`ssl_buffer_size ${NGINX_DEFAULTS.tlsBufferSize};`] : []),
   ];
 }
 
@@ -243,6 +245,7 @@ function locationBlock(location: ResolvedLocation, upstream: ResolvedUpstream, m
   if (location.kind === 'websocket') {
     body.push(
       'proxy_buffering off;',
+      `proxy_buffer_size ${NGINX_DEFAULTS.longLivedProxyBufferSize};`,
       `proxy_read_timeout ${model.idleSeconds}s;`,
       `proxy_send_timeout ${model.idleSeconds}s;`,
       'proxy_next_upstream error;',
@@ -263,7 +266,7 @@ function mainServer(http: ResolvedHttp, model: ResolvedNginx): Lines {
     '',
   ];
   if (http.tls) {
-    body.push(...tlsDirectives(http.tls, TLS_SESSION_ZONES.http));
+    body.push(...tlsDirectives(http.tls, 'http'));
     if (http.tls.hstsMaxAgeSeconds !== undefined) {
       body.push(`add_header Strict-Transport-Security "max-age=${http.tls.hstsMaxAgeSeconds}" always;`);
     }
@@ -390,11 +393,12 @@ function streamServer(listener: ResolvedStreamListener, model: ResolvedNginx): L
   const { upstream } = listener;
   return block('server', [
     listen(model, listener.listenPort, { tls: listener.tls !== null, reuseport: model.reuseport }),
-    ...(listener.tls ? tlsDirectives(listener.tls, null) : []),
+    ...(listener.tls ? tlsDirectives(listener.tls, 'stream') : []),
     `proxy_pass ${upstream.name};`,
     `proxy_connect_timeout ${model.connectSeconds}s;`,
     ...comment('Idle timeout above the ping interval, in both directions.'),
     `proxy_timeout ${model.idleSeconds}s;`,
+    `proxy_buffer_size ${NGINX_DEFAULTS.longLivedProxyBufferSize};`,
     ...comment('Stream retries only while connecting: no byte has reached the failed node.'),
     'proxy_next_upstream on;',
     `proxy_next_upstream_tries ${upstream.nextUpstreamTries};`,

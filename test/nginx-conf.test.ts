@@ -253,6 +253,11 @@ describe('renderNginxConf: structure', () => {
       expect(childArgs(server, 'ssl_prefer_server_ciphers')).toEqual(['off']);
       expect(childArgs(server, 'ssl_session_tickets')).toEqual(['off']);
     }
+    // Small TLS records on the http listener; the stream TLS module has no ssl_buffer_size.
+    expect(tlsServers.map(({ context, server }) => [context, childArgs(server, 'ssl_buffer_size')]).sort()).toEqual([
+      ['http', ['4k']],
+      ['stream', undefined],
+    ]);
     // Shared memory zones are global: http and stream must not share a session cache name.
     const zones = findDirectives(tree, 'ssl_session_cache').map(({ directive }) => directive.args[0].split(':')[1]);
     expect(zones).toHaveLength(2);
@@ -281,6 +286,7 @@ describe('renderNginxConf: structure', () => {
       );
       expect(childArgs(location, 'proxy_http_version')).toEqual(['1.1']);
       expect(childArgs(location, 'proxy_buffering')).toEqual(['off']);
+      expect(childArgs(location, 'proxy_buffer_size')).toEqual(['1k']);
       expect(childArgs(location, 'proxy_read_timeout')).toEqual([`${idle}s`]);
       expect(childArgs(location, 'proxy_send_timeout')).toEqual([`${idle}s`]);
     }
@@ -296,6 +302,7 @@ describe('renderNginxConf: structure', () => {
     }
     for (const { server } of servers(tree).filter((s) => s.context === 'stream')) {
       expect(childArgs(server, 'proxy_next_upstream')).toEqual(['on']);
+      expect(childArgs(server, 'proxy_buffer_size')).toEqual(['1k']);
       expect(Number(childArgs(server, 'proxy_next_upstream_tries')![0])).toBeGreaterThanOrEqual(1);
       expect(childArgs(server, 'proxy_timeout')).toEqual([`${defaultIdleTimeoutSeconds([deepstreamProfile, centrifugoProfile])}s`]);
     }
