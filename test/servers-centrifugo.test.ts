@@ -1,3 +1,4 @@
+import { makeSelfSignedCertificate } from '../local/tls';
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
@@ -199,10 +200,7 @@ describe('Centrifugo release verification (real install step against a local HTT
 
   beforeAll(async () => {
     dir = makeTempDir('centrifugo-release');
-    const key = join(dir, 'mirror.key');
-    const cert = join(dir, 'mirror.crt');
-    const openssl = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
-    if (openssl.status !== 0) throw new Error(openssl.stderr);
+    const { certificatePath: cert, keyPath: key } = makeSelfSignedCertificate(dir, { name: 'mirror', commonName: '127.0.0.1', days: 1 });
     const genuine = makeArchive('genuine', '#!/bin/sh\necho genuine centrifugo\n');
     const evil = makeArchive('evil', '#!/bin/sh\necho evil\n');
     genuineSha = sha(genuine);

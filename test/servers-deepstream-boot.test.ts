@@ -7,6 +7,7 @@
  * deepstream's ${ENV} substitution treat specially. The third stops and restarts Redis under
  * running nodes: they must stay up (same process) and deliver across nodes again.
  */
+import { makeSelfSignedCertificate } from '../local/tls';
 import { DeepstreamClient } from '@deepstream/client';
 import type { ChildProcess } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
@@ -112,10 +113,7 @@ describe('rendered deepstream config: Redis with TLS and an AUTH token from the 
 
   beforeAll(async () => {
     dir = makeTempDir('deepstream-boot-tls');
-    const cert = join(dir, 'redis.crt');
-    const key = join(dir, 'redis.key');
-    const openssl = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
-    if (openssl.status !== 0) throw new Error(openssl.stderr);
+    const { certificatePath: cert, keyPath: key } = makeSelfSignedCertificate(dir, { name: 'redis', commonName: '127.0.0.1', days: 1 });
     const redisPort = await freePort();
     processes.start('redis-tls', 'redis-server', [
       '--port', '0', '--tls-port', String(redisPort), '--bind', '127.0.0.1',
