@@ -119,7 +119,8 @@ describe('processes', () => {
       const proc = startProcess({
         name: 'group',
         command: 'bash',
-        args: ['-c', "trap '' TERM; (trap '' TERM; sleep 60) & echo $! > child.pid; wait"],
+        // The pid file appears by rename, so it is never read half-written (empty).
+        args: ['-c', "trap '' TERM; (trap '' TERM; sleep 60) & echo $! > child.pid.tmp && mv child.pid.tmp child.pid; wait"],
         cwd: run.path,
         logPath: path.join(run.path, 'group.log'),
       });
