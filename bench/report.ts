@@ -60,6 +60,25 @@ function syscallSection(latency: LatencyResults): string[] {
   ];
 }
 
+function relayFloorSection(latency: LatencyResults): string[] {
+  const floor = latency.relayFloor;
+  if (!floor) return [];
+  return [
+    '### The relay floor of this machine',
+    '',
+    `A bare TCP ping-pong (${floor.messageBytes}-byte message, echoed by a separate process) straight to the echo process and through ` +
+      `three relays of it, interleaved the same way: ${formatCount(floor.roundTripsPerPath)} round trips per path after ` +
+      `${formatCount(floor.warmupPerPath)} warm-up ones. No deepstream and no WebSocket framing, so the difference to direct is the relay ` +
+      'alone; a round trip crosses it twice.',
+    '',
+    markdownTable(
+      ['path', 'what', 'round trips', 'p50 µs', 'p99 µs', 'added per traversal µs (p50)'],
+      floor.paths.map((path): Cell[] => [path.name, path.description, path.samples, path.p50Micros, path.p99Micros, path.addedPerTraversalMicros]),
+    ),
+    '',
+  ];
+}
+
 function latencySection(latency: LatencyResults): string[] {
   const direct = latency.paths.find((path) => path.name === 'direct');
   const rows = latency.paths.map((path): Cell[] => [
@@ -99,6 +118,7 @@ function latencySection(latency: LatencyResults): string[] {
     'CPU time comes from /proc/<pid>/stat in 10 ms ticks. A proxy asleep in epoll_wait between messages is woken once per ' +
       'message; what a traversal adds beyond its CPU time is the wait for that wake-up on cores the nodes and clients also use.',
     '',
+    ...relayFloorSection(latency),
   ];
 }
 

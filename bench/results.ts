@@ -52,6 +52,24 @@ export interface LatencyPath {
   readonly anchor?: string;
 }
 
+/** One path of the bare TCP ping-pong (bench/relay-floor.ts). */
+export interface RelayFloorPath {
+  readonly name: string;
+  readonly description: string;
+  readonly samples: number;
+  readonly p50Micros: number;
+  readonly p99Micros: number;
+  /** (p50 - direct p50) / 2: what one traversal of the relay adds. */
+  readonly addedPerTraversalMicros: number;
+}
+
+export interface RelayFloorResults {
+  readonly roundTripsPerPath: number;
+  readonly warmupPerPath: number;
+  readonly messageBytes: number;
+  readonly paths: readonly RelayFloorPath[];
+}
+
 export interface LatencyResults {
   readonly roundTripsPerPath: number;
   readonly warmupPerPath: number;
@@ -66,6 +84,8 @@ export interface LatencyResults {
   readonly proxyContextSwitchesPerMessage: Readonly<Record<string, number>>;
   /** Path -> syscall -> calls per relayed message (`strace -c` on the proxy; full runs only). */
   readonly syscallsPerMessage: Readonly<Record<string, Readonly<Record<string, number>>>>;
+  /** The same machine's cost of one traversal of a bare TCP relay (absent in runs before it existed). */
+  readonly relayFloor?: RelayFloorResults;
 }
 
 export interface NginxSettings {

@@ -19,13 +19,20 @@ import { loadAverage, machineInfo, softwareVersions } from './environment';
 import { measureFailover } from './failover';
 import { measureFanout } from './fanout';
 import { measureLatency } from './latency';
+import { measureRelayFloor } from './relay-floor';
 import { renderResultsMarkdown } from './report';
 import type { BenchResults, CapacityRun, FanoutResults, FailoverResults, LatencyResults, MemoryPerConnection, ToolTiming } from './results';
-import { PATH_NAMES, startBenchEnvironment, type BenchEnvironment } from './setup';
+import { PATH_NAMES, startBenchEnvironment, type BenchEnvironment, type PathName } from './setup';
 import { processTree, startCpuMeter } from './procfs';
 import { CAPACITY_NGINX, FULL, QUICK, SEED_NGINX } from './plan';
 import { judgeTargets, LATENCY_ANCHORS } from './targets';
 import { timeMockTests, timeNginxBuild, timeRender } from './tooling';
+
+/** About the size of a deepstream RPC request on the wire. */
+const RELAY_FLOOR_MESSAGE_BYTES = 120;
+
+/** Fan-out paths: direct, the nginx levers (worker count, stream mode, TLS) and HAProxy as the reference relay. */
+const FANOUT_PATHS = ['direct', 'nginx-http', 'nginx-http-1-worker', 'nginx-stream', 'nginx-https', 'haproxy-http'] as const satisfies readonly PathName[];
 
 const PHASES = ['latency', 'fanout', 'failover', 'capacity', 'tooling'] as const;
 type Phase = (typeof PHASES)[number];
@@ -126,7 +133,7 @@ async function main(): Promise<number> {
     try {
       env = await startBenchEnvironment({ log });
       const environment = env;
-      const fanoutWorkers = 4 * plan.fanout.workersPerPath;
+      const fanoutWorkers = FANOUT_PATHS.length * plan.fanout.workersPerPath;
       workers = await startClientWorkers(Math.max(fanoutWorkers, plan.capacity.clientProcesses));
       const clientWorkers = workers;
       log(`${workers.length} client processes started`);
@@ -156,6 +163,16 @@ async function main(): Promise<number> {
               : {}),
             log,
           });
+          // After the RPC paths, so its processes never share the cores with their measurement.
+          const relayFloor = await measureRelayFloor({
+            dir: path.join(environment.topology.runFolder, 'relay-floor'),
+            baseSpec: environment.nginxTls.spec,
+            roundTrips: plan.latency.relayFloorRoundTrips,
+            warmup: plan.latency.warmup,
+            batch: plan.latency.batch,
+            messageBytes: RELAY_FLOOR_MESSAGE_BYTES,
+            log,
+          });
           const { cpu } = measured;
           const proxyCpuMicrosPerMessage: Record<string, number> = {};
           const proxyContextSwitchesPerMessage: Record<string, number> = {};
@@ -177,6 +194,7 @@ async function main(): Promise<number> {
               Object.entries(environment.proxyPaths).flatMap(([component, served]) => served.map((path) => [path, component])),
             ),
             syscallsPerMessage: measured.syscallsPerMessage,
+            relayFloor,
           };
         });
       }
@@ -184,14 +202,12 @@ async function main(): Promise<number> {
       if (args.phases.has('fanout')) {
         fanout = await phase('fan-out', () => {
           const perPath = plan.fanout.workersPerPath;
-          const take = (index: number) => clientWorkers.slice(index * perPath, (index + 1) * perPath);
           return measureFanout({
-            plans: [
-              { path: environment.paths.direct, subscriberUrls: environment.nodeUrls, workers: take(0) },
-              { path: environment.paths['nginx-http'], subscriberUrls: [environment.paths['nginx-http'].url], workers: take(1) },
-              { path: environment.paths['nginx-http-1-worker'], subscriberUrls: [environment.paths['nginx-http-1-worker'].url], workers: take(2) },
-              { path: environment.paths['nginx-https'], subscriberUrls: [environment.paths['nginx-https'].url], workers: take(3) },
-            ],
+            plans: FANOUT_PATHS.map((name, index) => ({
+              path: environment.paths[name],
+              subscriberUrls: name === 'direct' ? environment.nodeUrls : [environment.paths[name].url],
+              workers: clientWorkers.slice(index * perPath, (index + 1) * perPath),
+            })),
             subscribersPerPath: plan.fanout.subscribers,
             eventsPerRun: plan.fanout.events,
             window: plan.fanout.window,
@@ -271,6 +287,16 @@ async function main(): Promise<number> {
             spec: environment.plainSpec('plain', CAPACITY_NGINX),
             steps: plan.capacity.steps,
             subnet: 3,
+          },
+          {
+            name: 'stream',
+            description: `Plain TCP (nginx stream mode), ${CAPACITY_NGINX.workerProcesses} workers sized for ${CAPACITY_NGINX.maxConnections.toLocaleString('en-US')} clients`,
+            listener: 'nginx stream mode, plain (ws:// passed through as TCP), the topology nginx',
+            url: environment.paths['nginx-stream'].url,
+            nginx: environment.nginxTls,
+            spec: environment.tlsSpec(CAPACITY_NGINX),
+            steps: plan.capacity.streamSteps,
+            subnet: 6,
           },
           {
             name: 'tls',

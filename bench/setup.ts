@@ -13,13 +13,12 @@ import * as path from 'node:path';
 import type { NginxSpec } from '../nginx/spec';
 import { nginxPathsIn, startNginx, type NginxHandle } from '../local/nginx-process';
 import { LOOPBACK, pickFreePort } from '../local/ports';
-import { startProcess, type ManagedProcess } from '../local/processes';
-import { findExecutable } from '../local/system';
-import { tcpAccepts, waitUntil } from '../local/readiness';
+import type { ManagedProcess } from '../local/processes';
 import { resolveIdleTimeoutSeconds } from '../nginx/conf';
 import { NGINX_DEFAULTS } from '../nginx/conf-defaults';
 import { startTopology, type Topology } from '../local/topology';
 import { renderHaproxyConfig } from './haproxy';
+import { startHaproxyProcess } from './haproxy-process';
 import { pidsWorkingIn, processTree } from './procfs';
 
 /** Where a client can connect; `direct` paths bypass every proxy. */
@@ -238,25 +237,6 @@ async function startHaproxy(topology: Topology, ports: HaproxyPorts): Promise<{ 
       maxConnections: HAPROXY_MAX_CONNECTIONS,
     }),
   );
-  const binary = findExecutable('haproxy');
-  if (!binary) throw new Error('haproxy is not installed (no `haproxy` in PATH or /usr/sbin); the benchmark compares nginx with it: apt-get install haproxy');
-  const proc = startProcess({
-    name: 'haproxy',
-    command: binary,
-    // -db: foreground, the benchmark owns its lifetime.
-    args: ['-f', configPath, '-db'],
-    cwd: dir,
-    logPath: path.join(dir, 'haproxy.log'),
-  });
-  try {
-    await waitUntil(async () => (await Promise.all(Object.values(ports).map((port) => tcpAccepts(LOOPBACK, port)))).every(Boolean), {
-      what: `haproxy listening on ${Object.values(ports).join(', ')}`,
-      timeoutMs: 10_000,
-      abortReason: () => (proc.isRunning() ? undefined : `haproxy exited; see ${proc.logPath}`),
-    });
-  } catch (error) {
-    await proc.stop();
-    throw error;
-  }
+  const proc = await startHaproxyProcess({ dir, configPath, ports: Object.values(ports) });
   return { process: proc, ports };
 }

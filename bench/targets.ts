@@ -79,11 +79,37 @@ function latencyLimit(latency: LatencyResults, name: string, target: number): st
   return (
     `each of the ${TRAVERSALS_PER_ROUND_TRIP} traversals of a round trip adds ${addedMicros} µs at p50; ` +
     (cpu !== undefined ? `the proxy burns ${cpu} µs CPU per relayed message${syscallText(latency.syscallsPerMessage[name])}; ` : '') +
-    `the target allows ${budgetMicros} µs per traversal against a direct round trip of ${Math.round(direct.p50Ms * 1000)} µs`
+    `the target allows ${budgetMicros} µs per traversal against a direct round trip of ${Math.round(direct.p50Ms * 1000)} µs` +
+    relayFloorText(latency)
   );
 }
 
-function memoryLimit(run: CapacityRun, memory: readonly MemoryPerConnection[], label: 'plain' | 'TLS'): string {
+/** What a bare TCP relay costs per traversal on this machine (bench/relay-floor.ts), as evidence of the floor. */
+function relayFloorText(latency: LatencyResults): string {
+  const floor = latency.relayFloor?.paths;
+  const added = (name: string): number | undefined => floor?.find((path) => path.name === name)?.addedPerTraversalMicros;
+  const rendered = added('nginx-rendered');
+  const bare = added('nginx-bare');
+  const haproxy = added('haproxy-tcp');
+  if (rendered === undefined || bare === undefined) return '';
+  return (
+    `; a bare TCP ping-pong on this machine adds ${rendered} µs per traversal through the rendered stream config, ` +
+    `${bare} µs through nginx with only listen + proxy_pass` +
+    (haproxy !== undefined ? ` and ${haproxy} µs through HAProxy` : '') +
+    ': the relay floor of these shared cores, not a setting'
+  );
+}
+
+type CapacityLabel = 'plain' | 'stream' | 'TLS';
+
+/** The HAProxy listener configured like each capacity run's nginx listener. */
+const HAPROXY_OF_CAPACITY: Readonly<Record<CapacityLabel, readonly [string, string]>> = {
+  plain: ['HAProxy http', 'haproxy-http'],
+  stream: ['HAProxy tcp', 'haproxy-tcp'],
+  TLS: ['HAProxy https', 'haproxy-https'],
+};
+
+function memoryLimit(run: CapacityRun, memory: readonly MemoryPerConnection[], label: CapacityLabel): string {
   const top = [...run.steps].reverse().find((step) => step.heldFully);
   if (!top) return '';
   const perConnection = Math.round(top.nginxRssPer1000Megabytes * 1.024 * 10) / 10;
@@ -94,7 +120,7 @@ function memoryLimit(run: CapacityRun, memory: readonly MemoryPerConnection[], l
     ['nginx stream', kb('nginx-stream')],
     ['nginx https', kb('nginx-https')],
     ['nginx stream+TLS', kb('nginx-stream-tls')],
-    [label === 'TLS' ? 'HAProxy https' : 'HAProxy http', kb(label === 'TLS' ? 'haproxy-https' : 'haproxy-http')],
+    [HAPROXY_OF_CAPACITY[label][0], kb(HAPROXY_OF_CAPACITY[label][1])],
   ]
     .filter((entry): entry is [string, number] => entry[1] !== undefined)
     .map(([mode, value]) => `${mode} ${value}`)
@@ -107,7 +133,7 @@ function memoryLimit(run: CapacityRun, memory: readonly MemoryPerConnection[], l
   );
 }
 
-function capacityVerdicts(run: CapacityRun | undefined, memory: readonly MemoryPerConnection[], label: 'plain' | 'TLS'): TargetVerdict[] {
+function capacityVerdicts(run: CapacityRun | undefined, memory: readonly MemoryPerConnection[], label: CapacityLabel): TargetVerdict[] {
   if (!run) return [];
   const top = [...run.steps].reverse().find((step) => step.heldFully);
   const failedStep = run.steps.find((step) => !step.heldFully);
@@ -182,10 +208,13 @@ function judgeFigures(results: Omit<BenchResults, 'targets'>): TargetVerdict[] {
   const runs = results.capacity?.runs ?? [];
   const memory = results.capacity?.memoryPerConnection ?? [];
   verdicts.push(...capacityVerdicts(runs.find((run) => run.name === 'plain'), memory, 'plain'));
+  verdicts.push(...capacityVerdicts(runs.find((run) => run.name === 'stream'), memory, 'stream'));
   verdicts.push(...capacityVerdicts(runs.find((run) => run.name === 'tls'), memory, 'TLS'));
   const fanoutDirect = results.fanout?.paths.find((path) => path.name === 'direct');
+  const fanoutHaproxy = results.fanout?.paths.find((path) => path.name.startsWith('haproxy'));
   for (const path of results.fanout?.paths ?? []) {
-    if (path.name === 'direct') continue;
+    // The targets are nginx's; HAProxy is the reference relay its limit is compared with.
+    if (path.name === 'direct' || !path.name.startsWith('nginx')) continue;
     const met = path.ratioToDirect >= TARGETS.fanoutRatio;
     const busy = results.fanout?.cpu[path.name]?.machineBusyPercent;
     verdicts.push({
@@ -199,7 +228,10 @@ function judgeFigures(results: Omit<BenchResults, 'targets'>): TargetVerdict[] {
           : `${cpuBoundText(busy)} nginx spends ${path.proxyCpuMicrosPerDelivery} µs CPU per delivery on ` +
             `cores that also run nodes and clients (${fanoutDirect.cpuMicrosPerDelivery} µs per delivery direct, ${path.cpuMicrosPerDelivery} µs ` +
             `through nginx), which caps the ratio at ${path.cpuBoundCeiling}; ${TARGETS.fanoutRatio}× needs ≤ ` +
-            `${round1(fanoutDirect.cpuMicrosPerDelivery * (1 / TARGETS.fanoutRatio - 1))} µs per delivery in the proxy`,
+            `${round1(fanoutDirect.cpuMicrosPerDelivery * (1 / TARGETS.fanoutRatio - 1))} µs per delivery in the proxy` +
+            (fanoutHaproxy
+              ? `; HAProxy relaying the same run spends ${fanoutHaproxy.proxyCpuMicrosPerDelivery} µs per delivery and reaches ${fanoutHaproxy.ratioToDirect}×`
+              : ''),
     });
   }
   if (results.failover) {

@@ -9,6 +9,7 @@ import { CAPACITY_NGINX, SEED_NGINX } from '../bench/plan';
 import { markdownTable, renderResultsMarkdown } from '../bench/report';
 import type { BenchResults, CapacityRun, LatencyPath } from '../bench/results';
 import { parseStraceSummary, splitHalfSpread } from '../bench/latency';
+import { bareStreamConf } from '../bench/relay-floor';
 import { interleavedOrder, median, missingInRange, quantile, ratio, spread, summarize } from '../bench/stats';
 import { judgeTargets } from '../bench/targets';
 import { renderNginxConf } from '../nginx/conf';
@@ -385,5 +386,19 @@ describe('strace -c summary', () => {
       '100.00    0.211686          15     13973        12 total',
     ].join('\n');
     expect(parseStraceSummary(output)).toEqual({ sendto: 4454, epoll_wait: 5065, recvfrom: 4454 });
+  });
+});
+
+describe('the relay floor', () => {
+  it('bare nginx config (listen + proxy_pass, nginx defaults otherwise) passes the real nginx -t', async () => {
+    const prefix = makeNginxPrefix('relay-floor');
+    try {
+      const conf = bareStreamConf({ dir: prefix.dir, listenPort: 18080, upstreamPort: 18081 });
+      expect(conf).not.toMatch(/worker_|proxy_buffer|proxy_timeout/);
+      const result = await checkNginxConf(conf);
+      expect(result).toMatchObject({ ok: true, warnings: [] });
+    } finally {
+      prefix.cleanup();
+    }
   });
 });
