@@ -94,6 +94,8 @@ export {
 } from './nginx/build';
 export {
   proxyNginxSpec,
+  proxyHostDeployment,
+  NGINX_HOST_ERROR_PAGE_ROOT,
   proxyListenerPorts,
   proxyBackendMount,
   proxyBackendPrefix,

@@ -5,8 +5,8 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
+import { defaultIdleTimeoutSeconds } from '../config/proxy-defaults';
 import { keys as configKeys } from '../config/schema';
-import { defaultIdleTimeoutSeconds } from '../nginx/conf-defaults';
 import type { ProxyRoute, ServerProfile } from '../servers/profile';
 import { clientFacingSecurityGroup, type CidrLists } from './network';
 import { clientUrl } from './urls';

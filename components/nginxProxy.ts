@@ -19,7 +19,6 @@ import {
   NGINX_STABLE_VERSION,
   renderNginxApplyConfigScript,
   renderNginxBuildScript,
-  resolveNginxInstallPaths,
 } from '../nginx/build';
 import { ERROR_PAGE_FILE, nginxCapacity, renderErrorPage, renderNginxConf, validateNginxSpec } from '../nginx/conf';
 import {
@@ -30,11 +29,12 @@ import {
   renderRunScriptStep,
 } from '../nginx/host-scripts';
 import {
+  NGINX_HOST_ERROR_PAGE_ROOT,
   proxyBackendPrefix,
+  proxyHostDeployment,
   proxyListenerPorts,
   proxyNginxSpec,
   proxyStreamPort,
-  type ProxyDeployment,
 } from '../nginx/proxy-spec';
 import type { BalanceSpec, NginxSpec, NginxTimeouts } from '../nginx/spec';
 import { renderBootstrapScript } from '../servers/bootstrap';
@@ -51,8 +51,7 @@ export const NGINX_HOST_SCRIPTS = {
   fetchTls: '/usr/local/sbin/realtime-edge-nginx-tls',
 } as const;
 
-/** The custom 50x page's directory on a proxy host (apart from nginx's sample html/). */
-export const NGINX_HOST_ERROR_PAGE_ROOT = '/etc/nginx/errors';
+export { NGINX_HOST_ERROR_PAGE_ROOT } from '../nginx/proxy-spec';
 
 /** TEST-NET-1 (RFC 5737): stands in for node addresses when the settings are checked up front. */
 const SPEC_CHECK_ADDRESS = '192.0.2.1';
@@ -141,21 +140,6 @@ export const NGINX_PROXY_DEFAULTS = {
   hstsMaxAgeSeconds: configKeys.hstsMaxAgeSeconds.default as number,
   allowedCidrs: { ipv4: ['0.0.0.0/0'], ipv6: ['::/0'] } as CidrLists,
 } as const;
-
-/** Where nginx runs on a proxy host: compiled with the stream module, the build's install paths. */
-function proxyHostDeployment(): ProxyDeployment {
-  const paths = resolveNginxInstallPaths();
-  return {
-    paths: {
-      pidFile: paths.pidPath,
-      errorLog: paths.errorLogPath,
-      accessLog: paths.accessLogPath,
-      errorPageRoot: NGINX_HOST_ERROR_PAGE_ROOT,
-    },
-    streamModule: { kind: 'static' },
-    user: 'nginx',
-  };
-}
 
 /** The NginxSpec of a proxy host, given the nodes' current addresses (one list per backend). */
 function proxyHostNginxSpec(args: NginxProxyArgs, nodeAddresses: readonly (readonly string[])[]): NginxSpec {

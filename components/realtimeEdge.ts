@@ -153,7 +153,7 @@ export class RealtimeEdge extends pulumi.ComponentResource {
           allowedCidrs: config.allowedCidrs,
           hstsMaxAgeSeconds: config.tls.hstsMaxAgeSeconds,
           maxConnections: config.maxConnections,
-          timeouts: { idleSeconds: config.timeouts.idleSeconds, connectSeconds: config.timeouts.connectSeconds },
+          timeouts: config.timeouts,
           nginxVersion: nginx.version,
           ...(nginx.sha256 ? { nginxSha256: nginx.sha256 } : {}),
           tags,
@@ -179,7 +179,8 @@ export class RealtimeEdge extends pulumi.ComponentResource {
             ...(prefix ? { prefix } : {}),
           })),
           ...(config.tls.domain ? { domain: config.tls.domain } : {}),
-          idleTimeoutSeconds: config.timeouts.idleSeconds,
+          // Unset: the ALB derives it from the same backends' ping intervals, as nginx does.
+          ...(config.timeouts.idleSeconds !== undefined ? { idleTimeoutSeconds: config.timeouts.idleSeconds } : {}),
           stickiness: alb.stickiness,
           deregistrationDelaySeconds: alb.deregistrationDelaySeconds,
           deletionProtection: alb.deletionProtection,

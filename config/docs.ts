@@ -6,7 +6,15 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
-import { BACKEND_NAMES, CONFIG_GROUPS, CONFIG_KEYS, CONFIG_NAMESPACE, DEFAULT_REGION, type ConfigKeySpec } from './schema';
+import {
+  BACKEND_NAMES,
+  CONFIG_GROUPS,
+  CONFIG_KEYS,
+  CONFIG_NAMESPACE,
+  DEFAULT_REGION,
+  DERIVED_IDLE_TIMEOUT,
+  type ConfigKeySpec,
+} from './schema';
 
 /** One entry of Pulumi.yaml's `config:` map (Pulumi's project config type declaration). */
 export interface PulumiConfigDeclaration {
@@ -47,8 +55,8 @@ function cell(text: string): string {
 
 function shownDefault(spec: ConfigKeySpec): string {
   if (spec.default === undefined) return '(unset)';
-  if (typeof spec.default === 'string') return `\`${spec.default}\``;
-  return `\`${JSON.stringify(spec.default)}\``;
+  const value = typeof spec.default === 'string' ? `\`${spec.default}\`` : `\`${JSON.stringify(spec.default)}\``;
+  return spec.derivedDefault !== undefined ? `${value}, ${spec.derivedDefault}` : value;
 }
 
 const CROSS_KEY_RULES: readonly string[] = [
@@ -60,7 +68,7 @@ const CROSS_KEY_RULES: readonly string[] = [
   '`balance` `ip-hash` requires `proxyMode: http`; in `stream`/`both` mode `hashKey` may use connection variables only.',
   '`vpcId` requires `publicSubnetIds` (2 or more in different AZs when the ALB is used) and `privateSubnetIds`; subnets without `vpcId` are an error.',
   '`redisMode` `existing` requires `redisHost`. A stack named like `prod`/`production` needs `redisReplicas` of at least 1.',
-  '`idleTimeoutSeconds` must exceed the largest ping interval of the enabled backends.',
+  `\`idleTimeoutSeconds\`, unless ${DERIVED_IDLE_TIMEOUT} (derived), must exceed the largest ping interval of the enabled backends.`,
   'An enabled server installed from a release archive (Centrifugo) needs `<name>ReleaseSha256` (a pin per CPU architecture its nodes use) or `<name>AllowUnpinnedRelease: true`.',
 ];
 

@@ -6,11 +6,17 @@
  * Keys are flat so `pulumi config set realtime-edge:KEY VALUE` works; only `tags` is a map.
  */
 import { z } from 'zod';
-import { NGINX_STABLE_VERSION } from '../nginx/build';
-import { BALANCE_STRATEGIES, type BalanceStrategy } from '../nginx/spec';
 import { awsRegionSchema, hostSchema, originSchema, ssmParameterNameSchema } from '../servers/validate';
 import { CPU_ARCHITECTURES, type CpuArchitecture } from '../servers/profile';
 import { BACKEND_NAMES, backendCatalog, installsVerifiedReleaseArchive, type BackendName } from './backends';
+import {
+  BALANCE_STRATEGIES,
+  DEFAULT_IDLE_TIMEOUT_RULE,
+  NGINX_STABLE_VERSION,
+  PROXY_DEFAULTS,
+  defaultIdleTimeoutSeconds,
+  type BalanceStrategy,
+} from './proxy-defaults';
 import {
   FRONTENDS,
   PROXY_MODES,
@@ -31,10 +37,6 @@ export const CONFIG_NAMESPACE = 'realtime-edge';
 
 /** Used when the stack sets no `aws:region`. */
 export const DEFAULT_REGION = 'us-east-1';
-
-/** nginx release compiled on the proxy hosts when `nginxVersion` is unset (decided by the build
- * renderer, which pins the signing keys of that branch). */
-export const DEFAULT_NGINX_VERSION = NGINX_STABLE_VERSION;
 
 /** How a value is written in a stack file; also its type in `Pulumi.yaml` (object has none there). */
 export type ConfigValueKind = 'string' | 'integer' | 'boolean' | 'array' | 'object';
@@ -69,6 +71,10 @@ export interface ConfigKeySpec<T = unknown> {
   readonly schema: z.ZodType<T>;
   /** Applied when unset. Absent = optional with no value (declared in Pulumi.yaml as empty). */
   readonly default?: T;
+  /** Set when the default is not a fixed value but derived by the components from other settings:
+   * `default` is then only the stand-in meaning "derive" (Pulumi.yaml needs a default of the key's
+   * type), the typed config leaves the setting unset, and this says what it derives to (docs). */
+  readonly derivedDefault?: string;
   /** What is allowed, for error messages and docs. */
   readonly allowed: string;
   /** One line; also the Pulumi.yaml description. */
@@ -116,6 +122,19 @@ function majorOf(version: string): string {
 }
 
 // ---- keys ----------------------------------------------------------------------------------
+
+/** `idleTimeoutSeconds` value (and default) meaning "derive it from the backends' ping intervals":
+ * Pulumi.yaml must declare an integer default, and no real idle timeout is 0. */
+export const DERIVED_IDLE_TIMEOUT = 0;
+
+/** What a derived idle timeout comes to, per backend, from their profiles. */
+function derivedIdleTimeoutText(): string {
+  const perBackend = BACKEND_NAMES.map((name) => {
+    const { profile } = backendCatalog[name];
+    return `${defaultIdleTimeoutSeconds([profile])} s for ${profile.displayName}`;
+  });
+  return `derived: ${perBackend.join(', ')} (with several, the largest)`;
+}
 
 export type ReleasePins = Partial<Record<CpuArchitecture, string>>;
 
@@ -284,8 +303,8 @@ export const keys = {
     kind: 'string',
     group: 'Frontend and nginx',
     schema: matching(PINNED_VERSION),
-    default: DEFAULT_NGINX_VERSION,
-    allowed: `an exact nginx version, e.g. ${DEFAULT_NGINX_VERSION}`,
+    default: NGINX_STABLE_VERSION,
+    allowed: `an exact nginx version, e.g. ${NGINX_STABLE_VERSION}`,
     description: 'nginx release downloaded from nginx.org and compiled with --with-stream on the proxy hosts; the tarball is verified against the nginx signing keys.',
   }),
   nginxSha256: defineKey({
@@ -470,28 +489,29 @@ export const keys = {
     key: 'idleTimeoutSeconds',
     kind: 'integer',
     group: 'Timeouts and limits',
-    schema: integerIn(1, 4000),
-    default: 90,
-    allowed: 'an integer from 1 to 4000, above the largest ping interval of the enabled backends',
-    description: "Idle timeout of proxied WebSocket connections (nginx proxy_read/send_timeout and stream proxy_timeout, ALB idle timeout). Must exceed the servers' ping interval or idle sockets are cut between pings (AWS's 60 s default is too close).",
+    schema: integerIn(0, 4000),
+    default: DERIVED_IDLE_TIMEOUT,
+    derivedDefault: derivedIdleTimeoutText(),
+    allowed: `${DERIVED_IDLE_TIMEOUT} (derived) or an integer from 1 to 4000, above the largest ping interval of the enabled backends`,
+    description: `Idle timeout of proxied WebSocket connections (nginx proxy_read/send_timeout and stream proxy_timeout, ALB idle timeout). Must exceed the servers' ping interval or idle sockets are cut between pings (AWS's 60 s default is too close). ${DERIVED_IDLE_TIMEOUT} derives it from the enabled backends: ${DEFAULT_IDLE_TIMEOUT_RULE}.`,
   }),
   connectTimeoutSeconds: defineKey({
     key: 'connectTimeoutSeconds',
     kind: 'integer',
     group: 'Timeouts and limits',
     schema: integerIn(1, 75),
-    default: 5,
+    default: PROXY_DEFAULTS.connectSeconds,
     allowed: 'an integer from 1 to 75',
-    description: 'nginx proxy_connect_timeout: how long to wait for a node before trying the next one.',
+    description: 'nginx proxy_connect_timeout: how long to wait for a node to accept. Stream listeners and plain-HTTP routes then try the next node; a WebSocket handshake is answered 504.',
   }),
   maxConnections: defineKey({
     key: 'maxConnections',
     kind: 'integer',
     group: 'Timeouts and limits',
     schema: integerIn(64, 1000000),
-    default: 20000,
+    default: PROXY_DEFAULTS.maxConnections,
     allowed: 'an integer from 64 to 1000000',
-    description: 'Concurrent client connections each proxy host is sized for (worker_connections, file limits); also the floor of the nodes\' LimitNOFILE.',
+    description: "Concurrent client connections each proxy host is sized for (worker_connections, file limits; EC2 hosts raise LimitNOFILE to match); also the floor of the nodes' LimitNOFILE. The default fits nginx under the 20,000 open-file limit of an unprivileged shell (npm run local); size production hosts explicitly.",
   }),
 
   albStickiness: defineKey({

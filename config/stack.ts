@@ -15,6 +15,7 @@ import {
   CONFIG_KEYS,
   CONFIG_NAMESPACE,
   DEFAULT_REGION,
+  DERIVED_IDLE_TIMEOUT,
   backendCatalog,
   backendKeySpecs,
   keys,
@@ -232,6 +233,12 @@ class Validation {
     return this.values.get(spec.key) as T | undefined;
   }
 
+  /** The value of a key with a derived default; `undefined` when it is left to derive (or invalid). */
+  derived<T>(spec: ConfigKeySpec<T>): T | undefined {
+    const value = this.get(spec);
+    return spec.derivedDefault !== undefined && sameValue(value, spec.default) ? undefined : value;
+  }
+
   /** Every given key is valid on its own, so rules over them are meaningful. */
   valid(...specs: ConfigKeySpec[]): boolean {
     return specs.every((spec) => !this.invalid.has(spec.key));
@@ -397,12 +404,12 @@ function checkCrossKeyRules(v: Validation, region: string, stackName: string | u
         }
       }
     }
-    const idle = v.get(keys.idleTimeoutSeconds);
+    const idle = v.derived(keys.idleTimeoutSeconds);
     const profiles = [...enabled].map((name) => backendCatalog[name].profile);
     const ping = maxPingIntervalSeconds(profiles);
     if (idle !== undefined && v.valid(keys.idleTimeoutSeconds) && idle <= ping) {
       const slowest = profiles.find((p) => p.pingIntervalSeconds === ping);
-      v.reject(keys.idleTimeoutSeconds, `an integer from ${ping + 1} to 4000`, `${slowest?.displayName} pings every ${ping} s; a shorter idle timeout cuts idle sockets between pings`);
+      v.reject(keys.idleTimeoutSeconds, `${DERIVED_IDLE_TIMEOUT} (derived) or an integer from ${ping + 1} to 4000`, `${slowest?.displayName} pings every ${ping} s; a shorter idle timeout cuts idle sockets between pings`);
     }
   }
 }
@@ -422,6 +429,8 @@ function normalize(v: Validation, region: string): StackConfig {
     if (value === undefined) throw new Error(`internal: ${spec.key} has no value after validation`);
     return value;
   };
+  // Left unset for the components: nginx and the ALB derive it from the backends they front.
+  const idleSeconds = v.derived(keys.idleTimeoutSeconds);
   const enabled = new Set(need(keys.backends));
   const backends: Partial<Record<BackendName, BackendSettings>> = {};
   for (const name of BACKEND_NAMES) {
@@ -514,7 +523,7 @@ function normalize(v: Validation, region: string): StackConfig {
             tls: need(keys.redisTls),
             ...(authTokenParameter !== undefined ? { authTokenParameter } : {}),
           },
-    timeouts: { idleSeconds: need(keys.idleTimeoutSeconds), connectSeconds: need(keys.connectTimeoutSeconds) },
+    timeouts: { ...(idleSeconds !== undefined ? { idleSeconds } : {}), connectSeconds: need(keys.connectTimeoutSeconds) },
     maxConnections: need(keys.maxConnections),
     tags: need(keys.tags),
   };

@@ -3,9 +3,9 @@
  * `parseStackConfig` (config/stack.ts); every default is already applied and every cross-key rule
  * already checked, so consumers never re-validate or fall back to defaults of their own.
  */
-import type { BalanceSpec } from '../nginx/spec';
 import type { CpuArchitecture } from '../servers/profile';
 import type { BackendName } from './backends';
+import type { BalanceSpec } from './proxy-defaults';
 
 export type { BackendName } from './backends';
 
@@ -140,8 +140,10 @@ export interface StackConfig {
   readonly allowedOrigins: readonly string[];
   readonly vpc?: VpcConfig;
   readonly redis: RedisConfig;
-  /** Shape matches `NginxTimeouts`; the ALB idle timeout is `idleSeconds` too. */
-  readonly timeouts: { readonly idleSeconds: number; readonly connectSeconds: number };
+  /** Shape matches `NginxTimeouts`; the ALB idle timeout is `idleSeconds` too. `idleSeconds` unset =
+   * derived from the enabled backends' ping intervals (`defaultIdleTimeoutSeconds`), which nginx and
+   * the ALB each apply to the backends they front. */
+  readonly timeouts: { readonly idleSeconds?: number; readonly connectSeconds: number };
   /** Target concurrent client connections per proxy host; also the nodes' open-file floor. */
   readonly maxConnections: number;
   /** Added to every taggable resource. */

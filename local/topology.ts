@@ -141,7 +141,8 @@ export function topologyOptionsFromStack(stack: StackConfig): TopologyOptions {
     nodes: deepstream.nodes,
     proxyMode: stack.nginx?.mode ?? 'both',
     ...(stack.nginx ? { balance: stack.nginx.balance } : {}),
-    timeouts: { idleSeconds: stack.timeouts.idleSeconds, connectSeconds: stack.timeouts.connectSeconds },
+    // An unset idle timeout stays unset: the renderer derives it from the mounted backends.
+    timeouts: stack.timeouts,
     maxConnections: stack.maxConnections,
     allowedOrigins: stack.allowedOrigins,
   };

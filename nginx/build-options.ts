@@ -3,10 +3,10 @@
  * (each decided once, here) and their validation.
  */
 import { z } from 'zod';
+import { NGINX_STABLE_VERSION } from '../config/proxy-defaults';
 
-/** Current nginx stable release (the 1.30 branch; 1.30.6, October 2026, per nginx.org CHANGES-1.30).
- * The version is an option; this is only the default. */
-export const NGINX_STABLE_VERSION = '1.30.6';
+// The default release is also the stack's nginxVersion default, so it is decided in the base layer.
+export { NGINX_STABLE_VERSION };
 
 export const NGINX_DOWNLOAD_BASE_URL = 'https://nginx.org/download';
 

@@ -9,6 +9,7 @@
  */
 import type { ProxyMode } from '../config/types';
 import type { ServerProfile } from '../servers/profile';
+import { resolveNginxInstallPaths } from './build';
 import { NGINX_DEFAULTS } from './conf-defaults';
 import type {
   BackendMount,
@@ -42,7 +43,7 @@ export interface ProxySettings {
   /** Upstream strategy of every backend. @default round robin (nginx's own default) */
   readonly balance?: BalanceSpec;
   /** Strategy of the stream listeners when it must differ from `balance` (stream sessions carry no
-   * cookies or headers; see `streamBalanceOf`). @default `balance` */
+   * cookies or headers). @default `streamBalanceOf(balance)`: ip-hash becomes hash $remote_addr */
   readonly streamBalance?: BalanceSpec;
   /** server_name. @default NGINX_DEFAULTS.serverName (`_`, any name) */
   readonly domain?: string;
@@ -171,7 +172,9 @@ export function proxyNginxSpec(
     keyPath: settings.tls.keyPath,
     ...(hsts > 0 ? { hstsMaxAgeSeconds: hsts } : {}),
   };
-  const streamBalance = settings.streamBalance ?? settings.balance;
+  // Derived only when stream listeners exist: an http-only proxy may use cookie hash keys, which
+  // have no stream equivalent.
+  const streamBalance = settings.mode === 'http' ? undefined : (settings.streamBalance ?? streamBalanceOf(settings.balance));
   const ports = deployment.listenPorts ?? {};
   const httpMounts = [
     ...(deployment.httpMounts ?? backends.map((backend, index) => proxyBackendMount(backend, index, settings.balance))),
@@ -213,5 +216,24 @@ export function proxyNginxSpec(
     ...(deployment.user ? { user: deployment.user } : {}),
     ...(deployment.listenAddress ? { listenAddress: deployment.listenAddress } : {}),
     paths: deployment.paths,
+  };
+}
+
+/** The custom 50x page's directory on a proxy host (apart from nginx's sample html/). */
+export const NGINX_HOST_ERROR_PAGE_ROOT = '/etc/nginx/errors';
+
+/** Where nginx runs on an EC2 proxy host (the NginxProxy component): compiled with the stream module,
+ * the build's install paths, workers as user nginx. */
+export function proxyHostDeployment(): ProxyDeployment {
+  const paths = resolveNginxInstallPaths();
+  return {
+    paths: {
+      pidFile: paths.pidPath,
+      errorLog: paths.errorLogPath,
+      accessLog: paths.accessLogPath,
+      errorPageRoot: NGINX_HOST_ERROR_PAGE_ROOT,
+    },
+    streamModule: { kind: 'static' },
+    user: 'nginx',
   };
 }

@@ -3,32 +3,12 @@
  * for `npm run render` and for the local topology (which only changes ports, paths and how the
  * stream module is loaded).
  */
+import type { BalanceSpec } from '../config/proxy-defaults';
 import type { ServerProfile } from '../servers/profile';
 
-/** Upstream load-balancing strategy.
- * - `round-robin`: nginx's default.
- * - `least-conn`: fewest active connections; suits long-lived WebSockets.
- * - `ip-hash`: client-address affinity (http mode only; stream mode uses `hash` on `$remote_addr`).
- * - `hash`: `hash <hashKey> consistent` (ketama); `hashKey` defaults to `$remote_addr`, and
- *   `$cookie_NAME` gives cookie affinity in http mode.
- * - `random-two-least-conn`: `random two least_conn` (power of two choices). */
-export type BalanceStrategy = 'round-robin' | 'least-conn' | 'ip-hash' | 'hash' | 'random-two-least-conn';
-
-export const BALANCE_STRATEGIES: readonly BalanceStrategy[] = [
-  'round-robin',
-  'least-conn',
-  'ip-hash',
-  'hash',
-  'random-two-least-conn',
-];
-
-export interface BalanceSpec {
-  readonly strategy: BalanceStrategy;
-  /** nginx variable expression for `hash`; default `$remote_addr`. A key that is exactly
-   * `$cookie_NAME` gives cookie affinity (http only); clients without the cookie yet hash on their
-   * address instead of all landing on one node. */
-  readonly hashKey?: string;
-}
+// Balancing is a stack setting too, so its vocabulary lives in the base layer; re-exported here as
+// part of the spec's surface.
+export { BALANCE_STRATEGIES, type BalanceSpec, type BalanceStrategy } from '../config/proxy-defaults';
 
 export interface UpstreamServer {
   /** IP address or DNS name of a node. */
@@ -80,7 +60,7 @@ export interface StreamListenerSpec {
 }
 
 export interface NginxTimeouts {
-  /** proxy_connect_timeout (http and stream); default 3 s. */
+  /** proxy_connect_timeout (http and stream); default PROXY_DEFAULTS.connectSeconds (5 s). */
   readonly connectSeconds?: number;
   /** proxy_read_timeout / proxy_send_timeout on WebSocket routes and stream proxy_timeout.
    * Default: well above the largest ping interval of the mounted profiles (`defaultIdleTimeoutSeconds`);

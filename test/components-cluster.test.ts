@@ -297,7 +297,7 @@ describe('pure helpers', () => {
 });
 
 describe('settings are checked when the component is constructed, not later inside an apply', () => {
-  test('ip-hash with a stream listener is refused up front with the renderer message', () => {
+  test('a cookie hash key with a stream listener is refused up front, naming the key', () => {
     expect(
       () =>
         new NginxProxy('bad-proxy', {
@@ -306,8 +306,8 @@ describe('settings are checked when the component is constructed, not later insi
           backends: [{ profile: echoBackend.profile, nodeAddresses: [], securityGroupId: 'sg-0123456789abcdef0' }],
           tls: { source: 'self-signed' },
           mode: 'stream',
-          balance: { strategy: 'ip-hash' },
+          balance: { strategy: 'hash', hashKey: '$cookie_sid' },
         }),
-    ).toThrow(/ip.hash/);
+    ).toThrow(/\$cookie_sid.*stream/);
   });
 });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { parse as parseYaml } from 'yaml';
 import { NGINX_STABLE_VERSION } from '../nginx/build';
+import { NGINX_DEFAULTS } from '../nginx/conf';
 import { BACKEND_NAMES, CONFIG_KEYS, DEFAULT_REGION, backendCatalog, backendKeySpecs, keys, type StackConfig } from '../config/schema';
 import {
   StackConfigError,
@@ -104,15 +105,25 @@ describe('defaults', () => {
     expect(config.allowedCidrs).toEqual({ ipv4: ['0.0.0.0/0'], ipv6: ['::/0'] });
     expect(config.allowedOrigins).toEqual([]);
     expect(config.redis).toEqual({ mode: 'elasticache', nodeType: keys.redisNodeType.default, replicas: 1, automaticFailover: true });
-    expect(config.timeouts).toEqual({ idleSeconds: keys.idleTimeoutSeconds.default, connectSeconds: keys.connectTimeoutSeconds.default });
+    // No idle timeout: nginx and the ALB derive it from the backends they front.
+    expect(config.timeouts).toEqual({ connectSeconds: keys.connectTimeoutSeconds.default });
     expect(config.maxConnections).toBe(keys.maxConnections.default);
     expect(config.tags).toEqual({});
   });
 
-  it('keep the idle timeout above every backend ping interval', () => {
+  it('are the nginx renderer\'s own defaults, so an unset key and an unset spec field render alike', () => {
+    expect(keys.connectTimeoutSeconds.default).toBe(NGINX_DEFAULTS.connectSeconds);
+    expect(keys.maxConnections.default).toBe(NGINX_DEFAULTS.maxConnections);
+  });
+
+  it('leave the idle timeout to be derived, whether unset or 0, and pass an explicit one through', () => {
     for (const name of BACKEND_NAMES) {
-      expect(keys.idleTimeoutSeconds.default).toBeGreaterThan(backendCatalog[name].profile.pingIntervalSeconds);
+      const raw = { backends: [name], ...(backendKeySpecs[name].allowUnpinnedRelease ? { [`${name}AllowUnpinnedRelease`]: true } : {}) };
+      expect(parseStackConfig(raw).timeouts.idleSeconds).toBeUndefined();
+      expect(parseStackConfig({ ...raw, idleTimeoutSeconds: 0 }).timeouts.idleSeconds).toBeUndefined();
+      expect(parseStackConfig({ ...raw, idleTimeoutSeconds: '120' }).timeouts.idleSeconds).toBe(120);
     }
+    expect(keys.idleTimeoutSeconds.derivedDefault).toMatch(/75 s for deepstream\.io, 65 s for Centrifugo/);
   });
 
   it('treat the empty values Pulumi.yaml declares for optional keys as unset', () => {
@@ -568,12 +579,12 @@ const ruleCases: readonly RuleCase[] = [
   {
     name: 'an idle timeout below the deepstream ping interval',
     raw: { idleTimeoutSeconds: 30 },
-    message: 'realtime-edge:idleTimeoutSeconds: got 30; allowed: an integer from 31 to 4000 (deepstream.io pings every 30 s; a shorter idle timeout cuts idle sockets between pings)',
+    message: 'realtime-edge:idleTimeoutSeconds: got 30; allowed: 0 (derived) or an integer from 31 to 4000 (deepstream.io pings every 30 s; a shorter idle timeout cuts idle sockets between pings)',
   },
   {
     name: 'an idle timeout below the Centrifugo ping interval',
     raw: { ...centrifugoUnpinned, idleTimeoutSeconds: '25' },
-    message: 'realtime-edge:idleTimeoutSeconds: got "25"; allowed: an integer from 26 to 4000 (Centrifugo pings every 25 s; a shorter idle timeout cuts idle sockets between pings)',
+    message: 'realtime-edge:idleTimeoutSeconds: got "25"; allowed: 0 (derived) or an integer from 26 to 4000 (Centrifugo pings every 25 s; a shorter idle timeout cuts idle sockets between pings)',
   },
   {
     name: 'a connect timeout nginx cannot honour',
