@@ -21,6 +21,11 @@ export interface LatencyOptions {
   readonly warmup: number;
   /** Round trips per path per visit. */
   readonly batch: number;
+  /** Caller/provider pairs per path, each on its own connections; visits take them in turn. Which
+   * worker (nginx) or thread (HAProxy) each connection lands on, and whether a pair's two
+   * connections share one, changes a pair's latency for as long as it lives: several pairs average
+   * that placement out instead of letting one draw decide a path. */
+  readonly pairsPerPath: number;
   readonly ca: string;
   /** serverName of the node every pair is pinned to. */
   readonly node: string;
@@ -55,8 +60,9 @@ async function connectOnNode(url: string, node: string, ca: string): Promise<Dee
   throw new Error(`could not get a client on ${node} through ${url} in 30 connections`);
 }
 
-async function openPair(path: BenchPath, node: string, ca: string): Promise<Pair> {
-  const rpcName = `bench/latency/${path.name}`;
+async function openPair(path: BenchPath, index: number, node: string, ca: string): Promise<Pair> {
+  // One RPC name per pair: deepstream would otherwise spread a pair's calls over every provider.
+  const rpcName = `bench/latency/${path.name}/${index}`;
   const provider = await connectOnNode(path.url, node, ca);
   const caller = await connectOnNode(path.url, node, ca);
   provider.rpc.provide(rpcName, (data, response) => response.send(data));
@@ -133,18 +139,28 @@ export function splitHalfSpread([even, odd]: readonly [readonly number[], readon
 export async function measureLatency(options: LatencyOptions): Promise<LatencyMeasurement> {
   const pairs: Pair[] = [];
   try {
+    const pairsOf = new Map<string, Pair[]>();
     for (const path of options.paths) {
-      pairs.push(await openPair(path, options.node, options.ca));
-      options.log(`  latency pair ready: ${path.name}`);
+      const ofPath: Pair[] = [];
+      for (let index = 0; index < options.pairsPerPath; index += 1) {
+        const pair = await openPair(path, index, options.node, options.ca);
+        pairs.push(pair);
+        ofPath.push(pair);
+      }
+      pairsOf.set(path.name, ofPath);
+      options.log(`  latency pairs ready: ${path.name} (${ofPath.length})`);
     }
-    const samples = new Map<string, number[]>(pairs.map((pair) => [pair.path.name, []]));
+    const firstPairs = options.paths.map((path) => pairsOf.get(path.name)![0]!);
+    const samples = new Map<string, number[]>(options.paths.map((path) => [path.name, []]));
     // Samples of even and odd rounds apart: how far their p50s differ is the noise of this run.
-    const halves = new Map<string, [number[], number[]]>(pairs.map((pair) => [pair.path.name, [[], []]]));
+    const halves = new Map<string, [number[], number[]]>(options.paths.map((path) => [path.name, [[], []]]));
     const warmupRounds = Math.ceil(options.warmup / options.batch);
     const rounds = warmupRounds + Math.ceil(options.roundTrips / options.batch);
     const meter = options.startMeter();
     for (let round = 0; round < rounds; round += 1) {
-      for (const pair of interleavedOrder(pairs, round)) {
+      for (const first of interleavedOrder(firstPairs, round)) {
+        const ofPath = pairsOf.get(first.path.name)!;
+        const pair = ofPath[round % ofPath.length]!;
         const into = samples.get(pair.path.name)!;
         for (let index = 0; index < options.batch; index += 1) {
           const started = process.hrtime.bigint();
@@ -158,7 +174,7 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyMe
       }
     }
     const cpu = meter.stop();
-    const summaries = pairs.map((pair) => ({ pair, summary: summarize(samples.get(pair.path.name)!) }));
+    const summaries = firstPairs.map((pair) => ({ pair, summary: summarize(samples.get(pair.path.name)!) }));
     const direct = summaries.find((entry) => entry.pair.path.name === 'direct')?.summary ?? summaries[0]!.summary;
     const round3 = (value: number): number => Math.round(value * 1000) / 1000;
     const paths = summaries.map(({ pair, summary }) => ({
@@ -176,7 +192,7 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyMe
     }));
     const syscallsPerMessage: Record<string, Record<string, number>> = {};
     for (const profile of options.syscallProfiles ?? []) {
-      const pair = pairs.find((candidate) => candidate.path.name === profile.path);
+      const pair = pairsOf.get(profile.path)?.[0];
       if (!pair) continue;
       syscallsPerMessage[profile.path] = await traceSyscalls(pair, profile.pids(), options.syscallProfileRoundTrips ?? 500);
       options.log(`  syscalls per relayed message via ${profile.path}: ${JSON.stringify(syscallsPerMessage[profile.path])}`);

@@ -97,7 +97,11 @@ function latencySection(latency: LatencyResults): string[] {
     '',
     `Client B makes an RPC that client A provides; both connect through the path and are pinned to the same node, so a round trip ` +
       `crosses the path four times and never Redis. ${formatCount(latency.roundTripsPerPath)} measured round trips per path after ` +
-      `${formatCount(latency.warmupPerPath)} warm-up ones; paths interleaved in batches of ${latency.batch}, order rotated every round.`,
+      `${formatCount(latency.warmupPerPath)} warm-up ones; paths interleaved in batches of ${latency.batch}, order rotated every round` +
+      ((latency.pairsPerPath ?? 1) > 1
+        ? `; ${latency.pairsPerPath} caller/provider pairs per path on their own connections, one per visit in turn, so which worker or ` +
+          'thread each connection landed on is averaged out (the even/odd split below then includes that placement).'
+        : '.'),
     '',
     markdownTable(
       ['path', 'what', 'round trips', 'p50 ms', 'p99 ms', 'p50 / direct', 'p99 / direct', 'anchor (p50 ratio, by hand)', 'added per traversal µs (p50)'],

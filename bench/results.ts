@@ -74,6 +74,8 @@ export interface LatencyResults {
   readonly roundTripsPerPath: number;
   readonly warmupPerPath: number;
   readonly batch: number;
+  /** Caller/provider pairs per path (absent in runs before there were several: one). */
+  readonly pairsPerPath?: number;
   readonly paths: readonly LatencyPath[];
   readonly cpu: CpuProfile;
   /** Proxy process -> CPU microseconds per WebSocket message it relayed (4 per round trip). */

@@ -59,13 +59,24 @@ function cpuBoundText(busyPercent: number | undefined): string {
     : `the cores were only ${busyPercent}% busy, so not purely CPU-bound;`;
 }
 
-function syscallText(calls: Readonly<Record<string, number>> | undefined): string {
-  if (!calls) return '';
-  const listed = Object.entries(calls)
+/** "1.02 sendto, 1.1 epoll_wait" from syscall -> calls per message; calls rarer than 1 in 20 left out. */
+function syscallList(calls: Readonly<Record<string, number>>): string {
+  return Object.entries(calls)
     .filter(([, perMessage]) => perMessage >= 0.05)
     .map(([name, perMessage]) => `${perMessage} ${name}`)
     .join(', ');
-  return ` (strace: ${listed} per message)`;
+}
+
+function syscallText(calls: Readonly<Record<string, number>> | undefined): string {
+  return calls ? ` (strace: ${syscallList(calls)} per message)` : '';
+}
+
+/** Both proxies' system calls per relayed message, when both paths were traced. */
+function syscallComparison(latency: LatencyResults | undefined, nginxName: string, haproxyName: string): string {
+  const nginx = latency?.syscallsPerMessage[nginxName];
+  const haproxy = latency?.syscallsPerMessage[haproxyName];
+  if (!nginx || !haproxy) return '';
+  return `; system calls per relayed message (strace): nginx ${syscallList(nginx)}; HAProxy ${syscallList(haproxy)}`;
 }
 
 function latencyLimit(latency: LatencyResults, name: string, target: number): string {
@@ -202,7 +213,8 @@ function judgeFigures(results: Omit<BenchResults, 'targets'>): TargetVerdict[] {
       note: met ? '' : `slower by ${differenceMicros} µs`,
       limit:
         `${differenceMicros} µs apart; the p50 of even and odd rounds of one path differs by up to ${noiseMicros} µs in this run, ` +
-        `so the order is ${differenceMicros <= noiseMicros ? 'within noise' : 'beyond that noise'}`,
+        `so the order is ${differenceMicros <= noiseMicros ? 'within noise' : 'beyond that noise'}` +
+        syscallComparison(latency, nginxName, haproxyName),
     });
   }
   const runs = results.capacity?.runs ?? [];

@@ -89,24 +89,17 @@ const SOCKETS_PER_CLIENT = 2;
 const WORKER_CONNECTION_RESERVE = 256;
 /** Descriptors besides connections: log files, temp files of buffered bodies, the 50x page. */
 const FILE_DESCRIPTOR_RESERVE = 1024;
-/** With reuseport the kernel hashes each connection's addresses and ports onto one worker's queue, so
- * a worker's share of n clients over w workers is binomial: mean m = n / w, standard deviation below
- * sqrt(m). Four deviations of headroom leave a worker short with odds under 1 in 30,000 (the
- * Gaussian tail), i.e. +6% at 20,000 clients over 4 workers, where bench/ measured a skew of 2.4%;
- * small targets get relatively more (+40% at 100 clients per worker), where slots are cheap. */
-const REUSEPORT_SKEW_DEVIATIONS = 4;
-
-/** Clients one worker must hold when reuseport hashes `clients` over `workers` queues. */
-function reuseportShare(clients: number, workers: number): number {
-  const mean = clients / workers;
-  return Math.ceil(mean + REUSEPORT_SKEW_DEVIATIONS * Math.sqrt(mean));
-}
+/** With reuseport the kernel hashes connections over the workers' queues. 25% headroom per worker:
+ * bench/ tried 4 standard deviations of the hash instead (+6% at 20,000 clients over 4 workers), and
+ * one worker ran out of slots while 5,000 clients connected at once, although the spread it settled
+ * at was under 2%; 25% held every 20,000-client run. */
+const REUSEPORT_SKEW = 1.25;
 
 /**
  * worker_connections and worker_rlimit_nofile from the `maxConnections` target:
  *
  *   clientsPerWorker  = maxConnections                               (workers `auto` or no reuseport)
- *                     = min(maxConnections, ceil(m + 4 * sqrt(m))), m = maxConnections / workerProcesses
+ *                     = min(maxConnections, ceil(maxConnections * 1.25 / workerProcesses))
  *                                                                     (a fixed count with reuseport)
  *   workerConnections = 2 * clientsPerWorker + 256
  *   rlimitNofile      = workerConnections + 1024
@@ -123,7 +116,9 @@ export function nginxCapacity(
   const workers = spec.workerProcesses ?? NGINX_DEFAULTS.workerProcesses;
   const reuseport = spec.reuseport ?? NGINX_DEFAULTS.reuseport;
   const clientsPerWorker =
-    reuseport && typeof workers === 'number' ? Math.min(maxConnections, reuseportShare(maxConnections, workers)) : maxConnections;
+    reuseport && typeof workers === 'number'
+      ? Math.min(maxConnections, Math.ceil((maxConnections * REUSEPORT_SKEW) / workers))
+      : maxConnections;
   const workerConnections = SOCKETS_PER_CLIENT * clientsPerWorker + WORKER_CONNECTION_RESERVE;
   return { maxConnections, workerConnections, rlimitNofile: workerConnections + FILE_DESCRIPTOR_RESERVE };
 }

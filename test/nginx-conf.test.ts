@@ -371,10 +371,8 @@ describe('renderNginxConf: structure', () => {
   it('sizes worker_connections and worker_rlimit_nofile from maxConnections, as nginxCapacity says', () => {
     const cases: Array<[Partial<NginxSpec>, number, number]> = [
       [{}, 16640, 17664],
-      // 5,000 per worker + 4 x sqrt(5,000) = 5,283 clients per worker.
-      [{ maxConnections: 20000, workerProcesses: 4 }, 10822, 11846],
-      // 25 per worker + 4 x 5 = 45: small targets get relatively more headroom.
-      [{ maxConnections: 100, workerProcesses: 4 }, 346, 1370],
+      // 20,000 x 1.25 / 4 = 6,250 clients per worker.
+      [{ maxConnections: 20000, workerProcesses: 4 }, 12756, 13780],
       [{ maxConnections: 20000, workerProcesses: 4, reuseport: false }, 40256, 41280],
       [{ maxConnections: 1000, workerProcesses: 1 }, 2256, 3280],
     ];
