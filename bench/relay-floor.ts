@@ -15,12 +15,12 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { nginxPathsIn, startNginx } from '../local/nginx-process';
 import { LOOPBACK, pickFreePort } from '../local/ports';
-import { startProcess, type ManagedProcess } from '../local/processes';
+import { startProcess } from '../local/processes';
 import { tcpAccepts, waitUntil } from '../local/readiness';
-import { findExecutable } from '../local/system';
 import { NGINX_DEFAULTS } from '../nginx/conf-defaults';
 import type { NginxSpec } from '../nginx/spec';
 import { deepstreamProfile } from '../servers/deepstream';
+import { bareStreamConf, startBareNginx } from './bare-nginx';
 import { renderHaproxyConfig } from './haproxy';
 import { startHaproxyProcess } from './haproxy-process';
 import type { RelayFloorPath, RelayFloorResults } from './results';
@@ -46,20 +46,6 @@ const net = require('node:net');
 net.createServer((socket) => { socket.setNoDelay(true); socket.on('data', (chunk) => socket.write(chunk)); socket.on('error', () => {}); })
   .listen(Number(process.argv[1]), '${LOOPBACK}');
 `;
-
-/** The bare relay: nginx's defaults, one worker, a stream server with listen and proxy_pass only. */
-export function bareStreamConf(options: { readonly dir: string; readonly listenPort: number; readonly upstreamPort: number; readonly streamModulePath?: string }): string {
-  return [
-    ...(options.streamModulePath ? [`load_module ${options.streamModulePath};`] : []),
-    `pid ${path.join(options.dir, 'nginx.pid')};`,
-    `error_log ${path.join(options.dir, 'error.log')} warn;`,
-    'events {}',
-    'stream {',
-    `    server { listen ${LOOPBACK}:${options.listenPort}; proxy_pass ${LOOPBACK}:${options.upstreamPort}; }`,
-    '}',
-    '',
-  ].join('\n');
-}
 
 interface Pinger {
   readonly name: string;
@@ -96,27 +82,6 @@ function pingPong(socket: net.Socket, message: Buffer): Promise<void> {
     socket.on('data', onData);
     socket.write(message);
   });
-}
-
-async function startBareNginx(dir: string, listenPort: number, upstreamPort: number, streamModulePath: string | undefined): Promise<ManagedProcess> {
-  const binary = findExecutable('nginx');
-  if (!binary) throw new Error('nginx is not installed (no `nginx` in PATH or /usr/sbin)');
-  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const confPath = path.join(dir, 'nginx.conf');
-  fs.writeFileSync(confPath, bareStreamConf({ dir, listenPort, upstreamPort, ...(streamModulePath ? { streamModulePath } : {}) }));
-  const proc = startProcess({
-    name: 'nginx-bare',
-    command: binary,
-    args: ['-p', dir + path.sep, '-c', confPath, '-e', path.join(dir, 'error.log'), '-g', 'daemon off;'],
-    cwd: dir,
-    logPath: path.join(dir, 'nginx.stdout.log'),
-  });
-  await waitUntil(() => tcpAccepts(LOOPBACK, listenPort), {
-    what: `bare nginx listening on ${listenPort}`,
-    timeoutMs: 10_000,
-    abortReason: () => (proc.isRunning() ? undefined : `bare nginx exited; see ${path.join(dir, 'error.log')}`),
-  });
-  return proc;
 }
 
 export async function measureRelayFloor(options: RelayFloorOptions): Promise<RelayFloorResults> {
@@ -157,7 +122,9 @@ export async function measureRelayFloor(options: RelayFloorOptions): Promise<Rel
     const streamModulePath = dynamicModule
       ? ((options.baseSpec.streamModule as { readonly path?: string }).path ?? NGINX_DEFAULTS.streamModulePath)
       : undefined;
-    const bare = await startBareNginx(path.join(options.dir, 'nginx-bare'), barePort, echoPort, streamModulePath);
+    const bareDir = path.join(options.dir, 'nginx-bare');
+    const bareConf = bareStreamConf({ dir: bareDir, listenPort: barePort, upstreamPort: echoPort, ...(streamModulePath ? { streamModulePath } : {}) });
+    const bare = await startBareNginx(bareDir, bareConf, barePort);
     stops.push(() => bare.stop());
 
     const haproxyPort = await pickFreePort();

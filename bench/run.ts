@@ -12,7 +12,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { stopWhenLauncherExits } from '../local/processes';
+import { pickFreePort } from '../local/ports';
+import { stopWhenLauncherExits, type ManagedProcess } from '../local/processes';
+import { bareHttpConf, startBareNginx } from './bare-nginx';
 import { measureCapacity, measureMemoryPerConnection, nginxSettingsOf } from './capacity';
 import { startClientWorkers, stopClientWorkers, type ClientWorker } from './client-pool';
 import { loadAverage, machineInfo, softwareVersions } from './environment';
@@ -251,27 +253,46 @@ async function main(): Promise<number> {
         const nginxTls = { pids: () => processTree(environment.nginxTls.masterPid), fresh: () => environment.nginxTls.reload(environment.nginxTls.spec) };
         const nginxPlain = { pids: () => processTree(environment.nginxPlain.masterPid), fresh: () => environment.nginxPlain.reload(environment.nginxPlain.spec) };
         const haproxy = { pids: () => [environment.haproxyPid()], fresh: () => environment.restartHaproxy() };
+        // nginx's own defaults behind the same clients: what http mode costs before any tuning.
+        const bareDir = path.join(environment.topology.runFolder, 'nginx-http-bare');
+        const barePort = await pickFreePort();
+        const bareConf = bareHttpConf({ dir: bareDir, listenPort: barePort, upstreamPorts: environment.topology.ports.nodes });
+        let bare: ManagedProcess | undefined;
+        const nginxBare = {
+          pids: () => (bare ? processTree(bare.pid) : []),
+          fresh: async () => {
+            await bare?.stop();
+            bare = await startBareNginx(bareDir, bareConf, barePort);
+          },
+        };
+        const probe = (name: PathName, proxy: typeof nginxPlain) => ({ ...environment.paths[name], ...proxy });
         const probePaths = [
-          { name: 'nginx-http', ...nginxPlain },
-          { name: 'nginx-https', ...nginxTls },
-          { name: 'nginx-stream', ...nginxTls },
-          { name: 'nginx-stream-tls', ...nginxTls },
-          { name: 'haproxy-http', ...haproxy },
-          { name: 'haproxy-https', ...haproxy },
-          { name: 'haproxy-tcp', ...haproxy },
-          { name: 'haproxy-tcp-tls', ...haproxy },
-        ] as const;
+          {
+            name: 'nginx-http-bare',
+            description: 'nginx http mode, `proxy_pass` + upgrade headers and nginx defaults only',
+            url: environment.paths['nginx-http'].url.replace(/:\d+\//, `:${barePort}/`),
+            ...nginxBare,
+          },
+          probe('nginx-http', nginxPlain),
+          probe('nginx-https', nginxTls),
+          probe('nginx-stream', nginxTls),
+          probe('nginx-stream-tls', nginxTls),
+          probe('haproxy-http', haproxy),
+          probe('haproxy-https', haproxy),
+          probe('haproxy-tcp', haproxy),
+          probe('haproxy-tcp-tls', haproxy),
+        ];
         memoryPerConnection =
           (await phase('memory per connection', () =>
             measureMemoryPerConnection({
-              paths: probePaths.map((probe) => ({ ...environment.paths[probe.name], pids: probe.pids, fresh: probe.fresh })),
+              paths: probePaths,
               connections: plan.capacity.memoryProbeConnections,
               settleMs: plan.capacity.memoryProbeSettleMs,
               ca: environment.ca,
               workers: capacityWorkers,
               firstSubnet: 10,
               log,
-            }),
+            }).finally(() => bare?.stop()),
           )) ?? [];
         const common = {
           holdSeconds: plan.capacity.holdSeconds,

@@ -127,6 +127,7 @@ function memoryLimit(run: CapacityRun, memory: readonly MemoryPerConnection[], l
   const allowed = Math.round(((TARGETS.nginxMegabytesPer1000 * top.target) / 1000 - run.nginxBaselineRssMegabytes) * 1024 / top.target * 10) / 10;
   const kb = (path: string): number | undefined => memory.find((row) => row.path === path)?.rssKilobytesPerConnection;
   const byMode = [
+    ['nginx http with nginx defaults only', kb('nginx-http-bare')],
     ['nginx http', kb('nginx-http')],
     ['nginx stream', kb('nginx-stream')],
     ['nginx https', kb('nginx-https')],

@@ -9,7 +9,7 @@ import { CAPACITY_NGINX, SEED_NGINX } from '../bench/plan';
 import { markdownTable, renderResultsMarkdown } from '../bench/report';
 import type { BenchResults, CapacityRun, LatencyPath } from '../bench/results';
 import { parseStraceSummary, splitHalfSpread } from '../bench/latency';
-import { bareStreamConf } from '../bench/relay-floor';
+import { bareHttpConf, bareStreamConf } from '../bench/bare-nginx';
 import { interleavedOrder, median, missingInRange, quantile, ratio, spread, summarize } from '../bench/stats';
 import { judgeTargets } from '../bench/targets';
 import { renderNginxConf } from '../nginx/conf';
@@ -389,14 +389,25 @@ describe('strace -c summary', () => {
   });
 });
 
-describe('the relay floor', () => {
-  it('bare nginx config (listen + proxy_pass, nginx defaults otherwise) passes the real nginx -t', async () => {
-    const prefix = makeNginxPrefix('relay-floor');
+describe('the bare nginx configs bench/ compares the rendered one with', () => {
+  const tuning = /worker_|_buffer|_timeout|keepalive|request_pool|reuseport/;
+  it('stream (listen + proxy_pass, nginx defaults otherwise) passes the real nginx -t', async () => {
+    const prefix = makeNginxPrefix('bare-stream');
     try {
       const conf = bareStreamConf({ dir: prefix.dir, listenPort: 18080, upstreamPort: 18081 });
-      expect(conf).not.toMatch(/worker_|proxy_buffer|proxy_timeout/);
-      const result = await checkNginxConf(conf);
-      expect(result).toMatchObject({ ok: true, warnings: [] });
+      expect(conf).not.toMatch(tuning);
+      expect(await checkNginxConf(conf)).toMatchObject({ ok: true, warnings: [] });
+    } finally {
+      prefix.cleanup();
+    }
+  });
+
+  it('http (proxy_pass + the upgrade headers, nginx defaults otherwise) passes the real nginx -t', async () => {
+    const prefix = makeNginxPrefix('bare-http');
+    try {
+      const conf = bareHttpConf({ dir: prefix.dir, listenPort: 18080, upstreamPorts: [18081, 18082] });
+      expect(conf).not.toMatch(tuning);
+      expect(await checkNginxConf(conf, { addStreamModule: false })).toMatchObject({ ok: true, warnings: [] });
     } finally {
       prefix.cleanup();
     }
