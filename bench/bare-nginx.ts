@@ -4,7 +4,9 @@
  * `nginx -t` checks both configs in test/bench-harness.test.ts).
  * - stream: `listen` + `proxy_pass` (the relay floor, bench/relay-floor.ts);
  * - http: `listen` + `proxy_pass` + the two headers a WebSocket upgrade needs (memory per connection).
- * Only file locations are added (pid, error log, temp directories), so nothing outside `dir` is used.
+ * Only file locations are added (pid, error log, temp directories), so nothing outside `dir` is used,
+ * and, for http, room for the memory probe's clients (nginx's default of 512 connection slots holds
+ * 250 proxied clients; a slot costs memory only once used).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -39,11 +41,11 @@ export function bareStreamConf(options: BareNginxOptions & { readonly upstreamPo
 }
 
 /** A WebSocket proxy: `proxy_pass` to the nodes with HTTP/1.1 and the Upgrade/Connection headers. */
-export function bareHttpConf(options: BareNginxOptions & { readonly upstreamPorts: readonly number[] }): string {
+export function bareHttpConf(options: BareNginxOptions & { readonly upstreamPorts: readonly number[]; readonly clients: number }): string {
   const temp = (kind: string): string => `    ${kind}_temp_path ${path.join(options.dir, 'tmp', kind)};`;
   return [
     ...fileLocations(options.dir),
-    'events {}',
+    `events { worker_connections ${2 * options.clients + 64}; }`,
     'http {',
     `    access_log ${path.join(options.dir, 'access.log')};`,
     ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(temp),

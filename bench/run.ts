@@ -256,7 +256,12 @@ async function main(): Promise<number> {
         // nginx's own defaults behind the same clients: what http mode costs before any tuning.
         const bareDir = path.join(environment.topology.runFolder, 'nginx-http-bare');
         const barePort = await pickFreePort();
-        const bareConf = bareHttpConf({ dir: bareDir, listenPort: barePort, upstreamPorts: environment.topology.ports.nodes });
+        const bareConf = bareHttpConf({
+          dir: bareDir,
+          listenPort: barePort,
+          upstreamPorts: environment.topology.ports.nodes,
+          clients: plan.capacity.memoryProbeConnections,
+        });
         let bare: ManagedProcess | undefined;
         const nginxBare = {
           pids: () => (bare ? processTree(bare.pid) : []),
