@@ -11,8 +11,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LOOPBACK } from '../local/ports';
-import { startProcess, type ManagedProcess } from '../local/processes';
-import { tcpAccepts, waitUntil } from '../local/readiness';
+import { startReadyProcess, type ManagedProcess } from '../local/processes';
+import { tcpAccepts } from '../local/readiness';
 import { findExecutable } from '../local/system';
 
 export interface BareNginxOptions {
@@ -72,22 +72,19 @@ export async function startBareNginx(dir: string, conf: string, listenPort: numb
   const confPath = path.join(dir, 'nginx.conf');
   fs.writeFileSync(confPath, conf);
   const errorLog = path.join(dir, 'error.log');
-  const proc = startProcess({
-    name: 'nginx-bare',
-    command: binary,
-    args: ['-p', dir + path.sep, '-c', confPath, '-e', errorLog, '-g', 'daemon off;'],
-    cwd: dir,
-    logPath: path.join(dir, 'nginx.stdout.log'),
-  });
-  try {
-    await waitUntil(() => tcpAccepts(LOOPBACK, listenPort), {
+  return startReadyProcess(
+    {
+      name: 'nginx-bare',
+      command: binary,
+      args: ['-p', dir + path.sep, '-c', confPath, '-e', errorLog, '-g', 'daemon off;'],
+      cwd: dir,
+      logPath: path.join(dir, 'nginx.stdout.log'),
+    },
+    {
+      check: () => tcpAccepts(LOOPBACK, listenPort),
       what: `bare nginx listening on ${listenPort}`,
       timeoutMs: 10_000,
-      abortReason: () => (proc.isRunning() ? undefined : `bare nginx exited; see ${errorLog}`),
-    });
-  } catch (error) {
-    await proc.stop();
-    throw error;
-  }
-  return proc;
+      exitMessage: () => `bare nginx exited; see ${errorLog}`,
+    },
+  );
 }

@@ -1,8 +1,8 @@
 /** Runs HAProxy in the foreground with a config from bench/haproxy.ts, owned by the benchmark. */
 import * as path from 'node:path';
 import { LOOPBACK } from '../local/ports';
-import { startProcess, type ManagedProcess } from '../local/processes';
-import { tcpAccepts, waitUntil } from '../local/readiness';
+import { startReadyProcess, type ManagedProcess } from '../local/processes';
+import { tcpAccepts } from '../local/readiness';
 import { findExecutable } from '../local/system';
 
 export interface HaproxyProcessOptions {
@@ -16,23 +16,19 @@ export interface HaproxyProcessOptions {
 export async function startHaproxyProcess(options: HaproxyProcessOptions): Promise<ManagedProcess> {
   const binary = findExecutable('haproxy');
   if (!binary) throw new Error('haproxy is not installed (no `haproxy` in PATH or /usr/sbin); the benchmark compares nginx with it: apt-get install haproxy');
-  const proc = startProcess({
-    name: 'haproxy',
-    command: binary,
-    // -db: foreground, the benchmark owns its lifetime.
-    args: ['-f', options.configPath, '-db'],
-    cwd: options.dir,
-    logPath: path.join(options.dir, 'haproxy.log'),
-  });
-  try {
-    await waitUntil(async () => (await Promise.all(options.ports.map((port) => tcpAccepts(LOOPBACK, port)))).every(Boolean), {
+  return startReadyProcess(
+    {
+      name: 'haproxy',
+      command: binary,
+      // -db: foreground, the benchmark owns its lifetime.
+      args: ['-f', options.configPath, '-db'],
+      cwd: options.dir,
+      logPath: path.join(options.dir, 'haproxy.log'),
+    },
+    {
+      check: async () => (await Promise.all(options.ports.map((port) => tcpAccepts(LOOPBACK, port)))).every(Boolean),
       what: `haproxy listening on ${options.ports.join(', ')}`,
       timeoutMs: 10_000,
-      abortReason: () => (proc.isRunning() ? undefined : `haproxy exited; see ${proc.logPath}`),
-    });
-  } catch (error) {
-    await proc.stop();
-    throw error;
-  }
-  return proc;
+    },
+  );
 }

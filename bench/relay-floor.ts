@@ -15,8 +15,9 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { nginxPathsIn, startNginx } from '../local/nginx-process';
 import { LOOPBACK, pickFreePort } from '../local/ports';
-import { startProcess } from '../local/processes';
-import { tcpAccepts, waitUntil } from '../local/readiness';
+import { startReadyProcess } from '../local/processes';
+import { tcpAccepts } from '../local/readiness';
+import { resolveNginxSpec } from '../nginx/conf';
 import { NGINX_DEFAULTS } from '../nginx/conf-defaults';
 import type { NginxSpec } from '../nginx/spec';
 import { deepstreamProfile } from '../servers/deepstream';
@@ -90,38 +91,36 @@ export async function measureRelayFloor(options: RelayFloorOptions): Promise<Rel
   try {
     fs.mkdirSync(options.dir, { recursive: true, mode: 0o755 });
     const echoPort = await pickFreePort();
-    const echo = startProcess({
-      name: 'echo',
-      command: process.execPath,
-      args: ['-e', ECHO_SERVER, String(echoPort)],
-      cwd: options.dir,
-      logPath: path.join(options.dir, 'echo.log'),
-    });
+    const echo = await startReadyProcess(
+      {
+        name: 'echo',
+        command: process.execPath,
+        args: ['-e', ECHO_SERVER, String(echoPort)],
+        cwd: options.dir,
+        logPath: path.join(options.dir, 'echo.log'),
+      },
+      { check: () => tcpAccepts(LOOPBACK, echoPort), what: `echo server on ${echoPort}`, timeoutMs: 10_000 },
+    );
     stops.push(() => echo.stop());
-    await waitUntil(() => tcpAccepts(LOOPBACK, echoPort), { what: `echo server on ${echoPort}`, timeoutMs: 10_000 });
 
     const renderedPort = await pickFreePort();
     const renderedDir = path.join(options.dir, 'nginx-rendered');
     fs.mkdirSync(renderedDir, { recursive: true, mode: 0o755 });
     const { http: _http, stream: _stream, ...settings } = options.baseSpec;
-    const rendered = await startNginx({
-      dir: renderedDir,
-      spec: {
-        ...settings,
-        stream: {
-          listeners: [{ listenPort: renderedPort, tls: null, backend: { profile: deepstreamProfile, servers: [{ host: LOOPBACK, port: echoPort }] } }],
-        },
-        statusPort: null,
-        paths: nginxPathsIn(renderedDir),
+    const renderedSpec: NginxSpec = {
+      ...settings,
+      stream: {
+        listeners: [{ listenPort: renderedPort, tls: null, backend: { profile: deepstreamProfile, servers: [{ host: LOOPBACK, port: echoPort }] } }],
       },
-    });
+      statusPort: null,
+      paths: nginxPathsIn(renderedDir),
+    };
+    const rendered = await startNginx({ dir: renderedDir, spec: renderedSpec });
     stops.push(() => rendered.stop());
 
     const barePort = await pickFreePort();
-    const dynamicModule = options.baseSpec.streamModule?.kind === 'dynamic';
-    const streamModulePath = dynamicModule
-      ? ((options.baseSpec.streamModule as { readonly path?: string }).path ?? NGINX_DEFAULTS.streamModulePath)
-      : undefined;
+    // The stream module the rendered relay loads, if any (Debian's is dynamic).
+    const streamModulePath = resolveNginxSpec(renderedSpec).streamModulePath;
     const bareDir = path.join(options.dir, 'nginx-bare');
     const bareConf = bareStreamConf({ dir: bareDir, listenPort: barePort, upstreamPort: echoPort, ...(streamModulePath ? { streamModulePath } : {}) });
     const bare = await startBareNginx(bareDir, bareConf, barePort);

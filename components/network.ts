@@ -22,6 +22,18 @@ interface RuleCommon {
   readonly tags?: Readonly<Record<string, string>>;
 }
 
+/** What every rule here shares: its group, one TCP port, its description and tags. */
+function singleTcpPort(rule: RuleCommon) {
+  return {
+    securityGroupId: rule.securityGroupId,
+    ipProtocol: 'tcp',
+    fromPort: rule.port,
+    toPort: rule.port,
+    description: rule.description,
+    tags: rule.tags,
+  };
+}
+
 /** Ingress on `port` from members of another security group (never a CIDR). */
 export function allowIngressFromSecurityGroup(
   name: string,
@@ -30,15 +42,7 @@ export function allowIngressFromSecurityGroup(
 ): aws.vpc.SecurityGroupIngressRule {
   return new aws.vpc.SecurityGroupIngressRule(
     name,
-    {
-      securityGroupId: rule.securityGroupId,
-      referencedSecurityGroupId: rule.sourceSecurityGroupId,
-      ipProtocol: 'tcp',
-      fromPort: rule.port,
-      toPort: rule.port,
-      description: rule.description,
-      tags: rule.tags,
-    },
+    { ...singleTcpPort(rule), referencedSecurityGroupId: rule.sourceSecurityGroupId },
     opts,
   );
 }
@@ -57,15 +61,7 @@ export function allowIngressFromCidrs(
     (entry, index) =>
       new aws.vpc.SecurityGroupIngressRule(
         entries.length === 1 ? name : `${name}-${index}`,
-        {
-          securityGroupId: rule.securityGroupId,
-          ...entry,
-          ipProtocol: 'tcp',
-          fromPort: rule.port,
-          toPort: rule.port,
-          description: rule.description,
-          tags: rule.tags,
-        },
+        { ...singleTcpPort(rule), ...entry },
         opts,
       ),
   );
@@ -81,15 +77,10 @@ export function allowEgress(
   return new aws.vpc.SecurityGroupEgressRule(
     name,
     {
-      securityGroupId: rule.securityGroupId,
+      ...singleTcpPort(rule),
       ...(rule.destinationSecurityGroupId !== undefined
         ? { referencedSecurityGroupId: rule.destinationSecurityGroupId }
         : { cidrIpv4: '0.0.0.0/0' }),
-      ipProtocol: 'tcp',
-      fromPort: rule.port,
-      toPort: rule.port,
-      description: rule.description,
-      tags: rule.tags,
     },
     opts,
   );

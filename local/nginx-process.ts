@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { renderErrorPage, renderNginxConf } from '../nginx/conf';
 import type { NginxPaths, NginxSpec } from '../nginx/spec';
-import { startProcess, type ManagedProcess } from './processes';
+import { startReadyProcess, type ManagedProcess } from './processes';
 import { LOOPBACK } from './ports';
 import { tcpAccepts, waitUntil } from './readiness';
 import { findExecutable } from './system';
@@ -111,27 +111,22 @@ export async function startNginx(options: StartNginxOptions): Promise<NginxHandl
   }
 
   await writeAndTest(spec);
-  const master: ManagedProcess = startProcess({
-    name: 'nginx',
-    command: binary,
-    // Foreground master: the topology owns its lifetime (no daemon to find through a pid file).
-    args: [...baseArgs, '-g', 'daemon off;'],
-    cwd: dir,
-    logPath: path.join(path.dirname(paths.errorLog), 'nginx.stdout.log'),
-  });
-  try {
-    await waitUntil(
-      async () => (await Promise.all(listenPortsOf(spec).map((port) => tcpAccepts(LOOPBACK, port)))).every(Boolean),
-      {
-        what: `nginx listening on ${listenPortsOf(spec).join(', ')}`,
-        timeoutMs: 15_000,
-        abortReason: () => (master.isRunning() ? undefined : `nginx exited; ${paths.errorLog}:\n${tail(paths.errorLog)}`),
-      },
-    );
-  } catch (error) {
-    await master.stop();
-    throw error;
-  }
+  const master: ManagedProcess = await startReadyProcess(
+    {
+      name: 'nginx',
+      command: binary,
+      // Foreground master: the topology owns its lifetime (no daemon to find through a pid file).
+      args: [...baseArgs, '-g', 'daemon off;'],
+      cwd: dir,
+      logPath: path.join(path.dirname(paths.errorLog), 'nginx.stdout.log'),
+    },
+    {
+      check: async () => (await Promise.all(listenPortsOf(spec).map((port) => tcpAccepts(LOOPBACK, port)))).every(Boolean),
+      what: `nginx listening on ${listenPortsOf(spec).join(', ')}`,
+      timeoutMs: 15_000,
+      exitMessage: () => `nginx exited; ${paths.errorLog}:\n${tail(paths.errorLog)}`,
+    },
+  );
 
   return {
     get spec() {

@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import { waitUntil } from './readiness';
 
 export interface ExitStatus {
   readonly code: number | null;
@@ -110,6 +111,34 @@ export function startProcess(options: StartProcessOptions): ManagedProcess {
   };
   running.add(managed);
   return managed;
+}
+
+export interface ReadyCheck {
+  /** True once the process serves (a port accepts, a health URL answers). */
+  readonly check: () => Promise<boolean>;
+  /** What is awaited, for the timeout message. */
+  readonly what: string;
+  readonly timeoutMs: number;
+  /** Why waiting stopped when the process exits first. Default: "<name> exited; see <log>". */
+  readonly exitMessage?: () => string;
+}
+
+/** `startProcess`, then wait until `ready.check` holds. A process that exits first or is not ready
+ * in time is stopped (its whole group) before the error is thrown, so nothing half-started is left. */
+export async function startReadyProcess(options: StartProcessOptions, ready: ReadyCheck): Promise<ManagedProcess> {
+  const proc = startProcess(options);
+  const exitMessage = ready.exitMessage ?? (() => `${options.name} exited; see ${options.logPath}`);
+  try {
+    await waitUntil(ready.check, {
+      what: ready.what,
+      timeoutMs: ready.timeoutMs,
+      abortReason: () => (proc.isRunning() ? undefined : exitMessage()),
+    });
+  } catch (error) {
+    await proc.stop();
+    throw error;
+  }
+  return proc;
 }
 
 /** Registers an async cleanup (a topology's `stop`) run on SIGINT/SIGTERM/SIGHUP before exiting.
