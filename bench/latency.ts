@@ -1,15 +1,20 @@
 /**
  * RPC round-trip latency per path. Client A provides an RPC, client B makes it; both connect through
- * the path under test and are pinned to the same node, so every round trip crosses the path four times
- * (B to node, node to A, A to node, node to B) and never Redis. (A client's emit to its own
- * subscription is answered locally and never touches the network, so it cannot measure a path.)
+ * the path under test, so every round trip crosses the path four times (B to node, node to A, A to
+ * node, node to B). Pinned to one node, a round trip never touches Redis and the path's cost is the
+ * largest share it can be; with A and B on different nodes (the common case in a cluster) Redis
+ * carries the call between the nodes twice. (A client's emit to its own subscription is answered
+ * locally and never touches the network, so it cannot measure a path.)
  * Paths are interleaved: each round visits every path for a small batch, in an order rotated per
  * round, so machine noise lands on all paths alike; warm-up rounds are discarded.
  */
 import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { DeepstreamClient } from '@deepstream/client';
 import { closeClient, loginClient, nodeOf, withTimeout } from '../local/node-identity';
 import { sleep } from '../local/readiness';
+import { profileWhile, type CpuProfileSplit } from './cpu-profile';
 import type { CpuProfile, LatencyPath } from './results';
 import type { BenchPath } from './setup';
 import { interleavedOrder, quantile, ratio, summarize } from './stats';
@@ -27,16 +32,24 @@ export interface LatencyOptions {
    * that placement out instead of letting one draw decide a path. */
   readonly pairsPerPath: number;
   readonly ca: string;
-  /** serverName of the node every pair is pinned to. */
-  readonly node: string;
+  /** serverName of the node each pair's provider and caller are pinned to (the same one, or two). */
+  readonly placement: LatencyPlacement;
   readonly anchors?: Readonly<Record<string, string>>;
-  /** Paths whose proxy processes are traced with `strace -c` over extra round trips after the
-   * measurement (strace slows what it traces, so those round trips are not timed). */
-  readonly syscallProfiles?: ReadonlyArray<{ readonly path: string; readonly pids: () => readonly number[] }>;
-  readonly syscallProfileRoundTrips?: number;
+  /** Paths whose proxy processes are traced over extra round trips after the measurement, with
+   * `strace -c` (system calls) and then `perf record` (where their CPU goes). Tracing slows what it
+   * traces, so those round trips are not timed. */
+  readonly proxyProfiles?: ReadonlyArray<{ readonly path: string; readonly pids: () => readonly number[] }>;
+  readonly proxyProfileRoundTrips?: number;
+  /** Folder for perf's data files. */
+  readonly profileDir?: string;
   /** Starts a CPU meter; run around the measured loop only, not the connection setup. */
   readonly startMeter: () => { stop(): CpuProfile };
   readonly log: (line: string) => void;
+}
+
+export interface LatencyPlacement {
+  readonly provider: string;
+  readonly caller: string;
 }
 
 interface Pair {
@@ -47,7 +60,8 @@ interface Pair {
 }
 
 /** A logged-in client on `node`: nginx and HAProxy balance round robin, so retry until it lands there. */
-async function connectOnNode(url: string, node: string, ca: string): Promise<DeepstreamClient> {
+async function connectOnNode(path: BenchPath, node: string, ca: string): Promise<DeepstreamClient> {
+  const url = path.urlOfNode?.[node] ?? path.url;
   for (let attempt = 1; attempt <= 30; attempt += 1) {
     const client = await loginClient(url, { socketOptions: { ca } });
     try {
@@ -60,11 +74,11 @@ async function connectOnNode(url: string, node: string, ca: string): Promise<Dee
   throw new Error(`could not get a client on ${node} through ${url} in 30 connections`);
 }
 
-async function openPair(path: BenchPath, index: number, node: string, ca: string): Promise<Pair> {
-  // One RPC name per pair: deepstream would otherwise spread a pair's calls over every provider.
-  const rpcName = `bench/latency/${path.name}/${index}`;
-  const provider = await connectOnNode(path.url, node, ca);
-  const caller = await connectOnNode(path.url, node, ca);
+async function openPair(path: BenchPath, index: number, placement: LatencyPlacement, ca: string): Promise<Pair> {
+  // One RPC name per pair and placement: deepstream would otherwise spread a pair's calls over every provider.
+  const rpcName = `bench/latency/${placement.provider}/${placement.caller}/${path.name}/${index}`;
+  const provider = await connectOnNode(path, placement.provider, ca);
+  const caller = await connectOnNode(path, placement.caller, ca);
   provider.rpc.provide(rpcName, (data, response) => response.send(data));
   // `provide` registers asynchronously: the pair is ready once a call is answered.
   const deadline = Date.now() + 10_000;
@@ -86,6 +100,8 @@ export interface LatencyMeasurement {
   readonly cpu: CpuProfile;
   /** Path -> syscall -> calls per relayed message, from `strace -c` on the proxy's processes. */
   readonly syscallsPerMessage: Record<string, Record<string, number>>;
+  /** Path -> where the proxy's CPU went (perf), for the paths profiled where perf works. */
+  readonly cpuSplits: Record<string, CpuProfileSplit>;
 }
 
 /** Parses the table of `strace -c`: syscall name -> calls. */
@@ -97,6 +113,12 @@ export function parseStraceSummary(text: string): Record<string, number> {
     if (match && match[2] !== 'total') calls[match[2]!] = Number(match[1]);
   }
   return calls;
+}
+
+async function makeUntimedRoundTrips(pair: Pair, roundTrips: number): Promise<void> {
+  for (let index = 0; index < roundTrips; index += 1) {
+    await withTimeout(pair.caller.rpc.make(pair.rpcName, index), 5000, `traced RPC on ${pair.path.name}`);
+  }
 }
 
 /** `strace -c` on the proxy's processes while `roundTrips` RPCs cross it: syscalls per relayed message. */
@@ -115,9 +137,7 @@ async function traceSyscalls(pair: Pair, pids: readonly number[], roundTrips: nu
       if (Date.now() > deadline || strace.exitCode !== null) throw new Error(`strace did not attach to ${pids.join(', ')}: ${output.trim()}`);
       await sleep(20);
     }
-    for (let index = 0; index < roundTrips; index += 1) {
-      await withTimeout(pair.caller.rpc.make(pair.rpcName, index), 5000, `traced RPC on ${pair.path.name}`);
-    }
+    await makeUntimedRoundTrips(pair, roundTrips);
   } finally {
     strace.kill('SIGINT');
     await exited;
@@ -143,7 +163,7 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyMe
     for (const path of options.paths) {
       const ofPath: Pair[] = [];
       for (let index = 0; index < options.pairsPerPath; index += 1) {
-        const pair = await openPair(path, index, options.node, options.ca);
+        const pair = await openPair(path, index, options.placement, options.ca);
         pairs.push(pair);
         ofPath.push(pair);
       }
@@ -191,13 +211,27 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyMe
       ...(options.anchors?.[pair.path.name] ? { anchor: options.anchors[pair.path.name] } : {}),
     }));
     const syscallsPerMessage: Record<string, Record<string, number>> = {};
-    for (const profile of options.syscallProfiles ?? []) {
+    const cpuSplits: Record<string, CpuProfileSplit> = {};
+    const profileRoundTrips = options.proxyProfileRoundTrips ?? 500;
+    for (const profile of options.proxyProfiles ?? []) {
       const pair = pairsOf.get(profile.path)?.[0];
       if (!pair) continue;
-      syscallsPerMessage[profile.path] = await traceSyscalls(pair, profile.pids(), options.syscallProfileRoundTrips ?? 500);
+      syscallsPerMessage[profile.path] = await traceSyscalls(pair, profile.pids(), profileRoundTrips);
       options.log(`  syscalls per relayed message via ${profile.path}: ${JSON.stringify(syscallsPerMessage[profile.path])}`);
+      try {
+        const outFile = join(options.profileDir ?? tmpdir(), `perf-${profile.path}-${process.pid}.data`);
+        const split = await profileWhile(profile.pids(), outFile, () => makeUntimedRoundTrips(pair, profileRoundTrips));
+        if (split) {
+          cpuSplits[profile.path] = split;
+          options.log(`  CPU of the proxy via ${profile.path} (perf, ${split.samples} samples): ${JSON.stringify(split.percent)}`);
+        } else {
+          options.log(`  no CPU profile via ${profile.path}: perf is not installed (Debian: linux-perf)`);
+        }
+      } catch (error) {
+        options.log(`  no CPU profile via ${profile.path}: ${(error as Error).message}`);
+      }
     }
-    return { paths, totalRoundTripsPerPath: rounds * options.batch, cpu, syscallsPerMessage };
+    return { paths, totalRoundTripsPerPath: rounds * options.batch, cpu, syscallsPerMessage, cpuSplits };
   } finally {
     await Promise.all(pairs.flatMap((pair) => [closeClient(pair.provider), closeClient(pair.caller)]));
   }

@@ -13,8 +13,11 @@ export interface Plan {
     readonly batch: number;
     /** Caller/provider pairs per path, on their own connections (see LatencyOptions). */
     readonly pairsPerPath: number;
-    /** Extra, untimed round trips under `strace -c` per traced proxy; 0 skips the syscall profile. */
-    readonly syscallProfileRoundTrips: number;
+    /** Extra, untimed round trips per profiled proxy under `strace -c`, and as many under `perf
+     * record`; 0 skips both profiles. */
+    readonly proxyProfileRoundTrips: number;
+    /** Round trips per path with caller and provider on different nodes (after half the warm-up). */
+    readonly acrossNodesRoundTrips: number;
     /** Round trips per path of the bare TCP ping-pong (bench/relay-floor.ts). */
     readonly relayFloorRoundTrips: number;
   };
@@ -40,7 +43,7 @@ export interface Plan {
 export const FULL: Plan = {
   // 5,000 rather than the 2,000 asked for: the p50s of nginx and HAProxy sit within microseconds of
   // each other, and more samples narrow the noise their order is judged against.
-  latency: { roundTrips: 5000, warmup: 500, batch: 5, pairsPerPath: 4, syscallProfileRoundTrips: 500, relayFloorRoundTrips: 5000 },
+  latency: { roundTrips: 5000, warmup: 500, batch: 5, pairsPerPath: 4, proxyProfileRoundTrips: 1000, acrossNodesRoundTrips: 2000, relayFloorRoundTrips: 5000 },
   fanout: { subscribers: 1000, events: 120, window: 8, rounds: 3, workersPerPath: 2 },
   failover: { clients: 200, runs: 3, tickIntervalMs: 10 },
   capacity: {
@@ -61,7 +64,7 @@ export const FULL: Plan = {
 };
 
 export const QUICK: Plan = {
-  latency: { roundTrips: 200, warmup: 50, batch: 5, pairsPerPath: 2, syscallProfileRoundTrips: 0, relayFloorRoundTrips: 200 },
+  latency: { roundTrips: 200, warmup: 50, batch: 5, pairsPerPath: 2, proxyProfileRoundTrips: 0, acrossNodesRoundTrips: 100, relayFloorRoundTrips: 200 },
   fanout: { subscribers: 100, events: 20, window: 4, rounds: 1, workersPerPath: 1 },
   failover: { clients: 30, runs: 1, tickIntervalMs: 10 },
   capacity: { steps: [200, 400], tlsSteps: [200], streamSteps: [200], seedSteps: [250, 750], holdSeconds: 3, clientProcesses: 2, memoryProbeConnections: 100, memoryProbeSettleMs: 300 },

@@ -1,6 +1,7 @@
 /**
  * bench/RESULTS.md from one run's results. Pure: results in, Markdown out (unit-tested).
  */
+import { PROFILE_KIND_LABELS, PROFILE_KINDS } from './cpu-profile';
 import type { BenchResults, CapacityRun, CpuProfile, LatencyResults } from './results';
 
 type Cell = string | number;
@@ -60,6 +61,61 @@ function syscallSection(latency: LatencyResults): string[] {
   ];
 }
 
+function acrossNodesSection(latency: LatencyResults): string[] {
+  const across = latency.acrossNodes;
+  if (!across) return [];
+  const direct = across.paths.find((path) => path.name === 'direct');
+  const sameNode = new Map(latency.paths.map((path) => [path.name, path]));
+  return [
+    `The same paths with the provider on ${across.providerNode} and the caller on ${across.callerNode}, measured right after: ` +
+      `${formatCount(across.roundTripsPerPath)} round trips per path, interleaved the same way. Redis carries every call and every answer ` +
+      'between the nodes, which is what most calls do in a cluster (with n nodes, n−1 of n pairs sit on different ones); ' +
+      'the proxy adds the same four traversals to a longer round trip. The targets are judged on the one-node figures above.',
+    '',
+    markdownTable(
+      ['path', 'round trips', 'p50 ms', 'p99 ms', 'p50 / direct', 'p99 / direct', 'p50 / direct on one node', 'added per traversal µs (p50)'],
+      across.paths.map((path): Cell[] => [
+        path.name,
+        path.samples,
+        path.p50Ms,
+        path.p99Ms,
+        path.ratioP50,
+        path.ratioP99,
+        sameNode.get(path.name)?.ratioP50 ?? '',
+        direct && path.name !== 'direct' ? Math.round(((path.p50Ms - direct.p50Ms) / 4) * 1000) : 0,
+      ]),
+    ),
+    '',
+  ];
+}
+
+/** "44–52" (rounded) from shares in percent; one figure when all agree. */
+function percentRange(values: readonly number[]): string {
+  const low = Math.round(Math.min(...values));
+  const high = Math.round(Math.max(...values));
+  return low === high ? String(low) : `${low}–${high}`;
+}
+
+function cpuSplitSection(latency: LatencyResults): string[] {
+  const paths = Object.entries(latency.proxyCpuSplits ?? {});
+  if (paths.length === 0) return [];
+  return [
+    "Where the proxy's CPU went per relayed message (`perf record -e cpu-clock -g` on its processes over extra, untimed round trips; " +
+      'each sample sorted by its stack, the first matching row wins; percent of samples):',
+    '',
+    markdownTable(
+      ['path', 'samples', ...PROFILE_KINDS.map((kind) => PROFILE_KIND_LABELS[kind])],
+      paths.map(([path, split]): Cell[] => [path, split.samples, ...PROFILE_KINDS.map((kind) => split.percent[kind])]),
+    ),
+    '',
+    'A send on loopback runs the receiving socket\'s TCP input in the sender\'s context and wakes the process waiting on it; a proxy ' +
+      'that slept in epoll_wait is switched back in for each message. Here those two took ' +
+      `${percentRange(paths.map(([, split]) => split.percent.wake + split.percent.switch))}% of the proxies' CPU and their own code ` +
+      `${percentRange(paths.map(([, split]) => split.percent.user))}%: a relay adds one wake-up and one sleep per traversal, whatever its configuration.`,
+    '',
+  ];
+}
+
 function relayFloorSection(latency: LatencyResults): string[] {
   const floor = latency.relayFloor;
   if (!floor) return [];
@@ -96,7 +152,7 @@ function latencySection(latency: LatencyResults): string[] {
     '## 1. RPC latency',
     '',
     `Client B makes an RPC that client A provides; both connect through the path and are pinned to the same node, so a round trip ` +
-      `crosses the path four times and never Redis. ${formatCount(latency.roundTripsPerPath)} measured round trips per path after ` +
+      `crosses the path four times and never Redis: the proxy's share of a round trip is the largest it can be. ${formatCount(latency.roundTripsPerPath)} measured round trips per path after ` +
       `${formatCount(latency.warmupPerPath)} warm-up ones; paths interleaved in batches of ${latency.batch}, order rotated every round` +
       ((latency.pairsPerPath ?? 1) > 1
         ? `; ${latency.pairsPerPath} caller/provider pairs per path on their own connections, one per visit in turn, so which worker or ` +
@@ -108,6 +164,7 @@ function latencySection(latency: LatencyResults): string[] {
       rows,
     ),
     '',
+    ...acrossNodesSection(latency),
     `CPU during the latency phase (${latency.cpu.wallSeconds} s), and what each proxy spent per message it relayed ` +
       '(a round trip is four messages through the proxy; nginx TLS serves three paths, HAProxy four):',
     '',
@@ -119,6 +176,7 @@ function latencySection(latency: LatencyResults): string[] {
     ),
     '',
     ...syscallSection(latency),
+    ...cpuSplitSection(latency),
     'CPU time comes from /proc/<pid>/stat in 10 ms ticks. A proxy asleep in epoll_wait between messages is woken once per ' +
       'message; what a traversal adds beyond its CPU time is the wait for that wake-up on cores the nodes and clients also use.',
     '',

@@ -2,6 +2,7 @@
  * The shape of bench/results.json: every figure of one benchmark run, which bench/report.ts turns
  * into the tables of bench/RESULTS.md.
  */
+import type { CpuProfileSplit } from './cpu-profile';
 
 export interface MachineInfo {
   readonly nproc: number;
@@ -86,6 +87,16 @@ export interface LatencyResults {
   readonly proxyContextSwitchesPerMessage: Readonly<Record<string, number>>;
   /** Path -> syscall -> calls per relayed message (`strace -c` on the proxy; full runs only). */
   readonly syscallsPerMessage: Readonly<Record<string, Readonly<Record<string, number>>>>;
+  /** Path -> where the proxy's CPU went while relaying it (`perf record`; full runs with perf only;
+   * absent in runs before it existed). */
+  readonly proxyCpuSplits?: Readonly<Record<string, CpuProfileSplit>>;
+  /** The same paths with caller and provider on different nodes (absent in runs before it existed). */
+  readonly acrossNodes?: {
+    readonly providerNode: string;
+    readonly callerNode: string;
+    readonly roundTripsPerPath: number;
+    readonly paths: readonly LatencyPath[];
+  };
   /** The same machine's cost of one traversal of a bare TCP relay (absent in runs before it existed). */
   readonly relayFloor?: RelayFloorResults;
 }

@@ -140,7 +140,7 @@ async function main(): Promise<number> {
       const clientWorkers = workers;
       log(`${workers.length} client processes started`);
       const components = { ...env.components, 'client processes': () => clientWorkers.flatMap((worker) => (worker.pid ? [worker.pid] : [])) };
-      const nodeName = env.topology.nodes[0]!.name;
+      const [firstNode, secondNode] = env.topology.nodes.map((node) => node.name);
 
       if (args.phases.has('latency')) {
         latency = await phase('latency', async () => {
@@ -151,21 +151,35 @@ async function main(): Promise<number> {
             batch: plan.latency.batch,
             pairsPerPath: plan.latency.pairsPerPath,
             ca: environment.ca,
-            node: nodeName,
+            placement: { provider: firstNode!, caller: firstNode! },
             anchors: LATENCY_ANCHORS,
             startMeter: () => startCpuMeter(components, machine.nproc),
-            ...(plan.latency.syscallProfileRoundTrips > 0
+            ...(plan.latency.proxyProfileRoundTrips > 0
               ? {
-                  syscallProfiles: [
+                  proxyProfiles: [
                     { path: 'nginx-http', pids: () => processTree(environment.nginxPlain.masterPid).slice(1) },
                     { path: 'nginx-stream', pids: () => processTree(environment.nginxTls.masterPid).slice(1) },
                     { path: 'haproxy-http', pids: () => [environment.haproxyPid()] },
                     { path: 'nginx-https', pids: () => processTree(environment.nginxTls.masterPid).slice(1) },
                     { path: 'haproxy-https', pids: () => [environment.haproxyPid()] },
                   ],
-                  syscallProfileRoundTrips: plan.latency.syscallProfileRoundTrips,
+                  proxyProfileRoundTrips: plan.latency.proxyProfileRoundTrips,
+                  profileDir: environment.topology.runFolder,
                 }
               : {}),
+            log,
+          });
+          // The same paths with caller and provider on different nodes: what a proxy adds to a call
+          // that also crosses Redis. Fewer round trips: each takes about four times as long.
+          const acrossNodes = await measureLatency({
+            paths: PATH_NAMES.map((name) => environment.paths[name]),
+            roundTrips: plan.latency.acrossNodesRoundTrips,
+            warmup: Math.round(plan.latency.warmup / 2),
+            batch: plan.latency.batch,
+            pairsPerPath: plan.latency.pairsPerPath,
+            ca: environment.ca,
+            placement: { provider: firstNode!, caller: secondNode! },
+            startMeter: () => startCpuMeter(components, machine.nproc),
             log,
           });
           // After the RPC paths, so its processes never share the cores with their measurement.
@@ -200,6 +214,13 @@ async function main(): Promise<number> {
               Object.entries(environment.proxyPaths).flatMap(([component, served]) => served.map((path) => [path, component])),
             ),
             syscallsPerMessage: measured.syscallsPerMessage,
+            proxyCpuSplits: measured.cpuSplits,
+            acrossNodes: {
+              providerNode: firstNode!,
+              callerNode: secondNode!,
+              roundTripsPerPath: plan.latency.acrossNodesRoundTrips,
+              paths: acrossNodes.paths,
+            },
             relayFloor,
           };
         });

@@ -26,6 +26,9 @@ export interface BenchPath {
   readonly name: string;
   readonly description: string;
   readonly url: string;
+  /** Where a client must connect to land on a given node (serverName -> URL), for paths that do not
+   * balance (direct); balanced paths are retried until a connection lands there. */
+  readonly urlOfNode?: Readonly<Record<string, string>>;
 }
 
 export interface BenchEnvironment {
@@ -147,7 +150,12 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
 
     const url = (scheme: 'ws' | 'wss', port: number): string => `${scheme}://${LOOPBACK}:${port}${clientPath}`;
     const paths: Record<PathName, BenchPath> = {
-      direct: { name: 'direct', description: 'straight to a deepstream node', url: nodeUrls[0]! },
+      direct: {
+        name: 'direct',
+        description: 'straight to a deepstream node',
+        url: nodeUrls[0]!,
+        urlOfNode: Object.fromEntries(topology.nodes.map((node) => [node.name, node.directUrl])),
+      },
       'nginx-http': { name: 'nginx-http', description: 'nginx http (L7) mode, plain', url: url('ws', plainPorts.plain) },
       'nginx-http-1-worker': {
         name: 'nginx-http-1-worker',

@@ -3,6 +3,7 @@
  * Targets are reported, never asserted: a missed target is a row saying by how much and, from the
  * run's own profile figures, what limits it.
  */
+import type { CpuProfileSplit } from './cpu-profile';
 import type { BenchResults, CapacityRun, LatencyResults, MemoryPerConnection, TargetVerdict } from './results';
 
 /** Hand-built anchors (p50 ratio to direct, two runs of one harness on this machine; issue 5). The
@@ -79,6 +80,28 @@ function syscallComparison(latency: LatencyResults | undefined, nginxName: strin
   return `; system calls per relayed message (strace): nginx ${syscallList(nginx)}; HAProxy ${syscallList(haproxy)}`;
 }
 
+/** "perf: 61% of the proxy's CPU wakes ... ; its own code 12%; " from a path's profile. */
+function cpuSplitText(split: CpuProfileSplit | undefined): string {
+  if (!split) return '';
+  const waiting = Math.round((split.percent.wake + split.percent.switch) * 10) / 10;
+  return (
+    `perf: ${waiting}% of the proxy's CPU is waking the process on the other side (${split.percent.wake}%) and sleeping until the next ` +
+    `message (${split.percent.switch}%), ${split.percent.kernel}% other kernel work, ${split.percent.user}% the proxy's own code; `
+  );
+}
+
+/** Both proxies' share of CPU spent waking and sleeping, when both paths were profiled. */
+function cpuSplitComparison(latency: LatencyResults | undefined, nginxName: string, haproxyName: string): string {
+  const nginx = latency?.proxyCpuSplits?.[nginxName];
+  const haproxy = latency?.proxyCpuSplits?.[haproxyName];
+  if (!nginx || !haproxy) return '';
+  const waiting = (split: CpuProfileSplit): number => Math.round((split.percent.wake + split.percent.switch) * 10) / 10;
+  return (
+    `; CPU spent waking the other side and sleeping (perf): nginx ${waiting(nginx)}%, HAProxy ${waiting(haproxy)}%; ` +
+    `in their own code: nginx ${nginx.percent.user}%, HAProxy ${haproxy.percent.user}%`
+  );
+}
+
 function latencyLimit(latency: LatencyResults, name: string, target: number): string {
   const direct = latency.paths.find((path) => path.name === 'direct');
   const path = latency.paths.find((entry) => entry.name === name);
@@ -90,9 +113,20 @@ function latencyLimit(latency: LatencyResults, name: string, target: number): st
   return (
     `each of the ${TRAVERSALS_PER_ROUND_TRIP} traversals of a round trip adds ${addedMicros} µs at p50; ` +
     (cpu !== undefined ? `the proxy burns ${cpu} µs CPU per relayed message${syscallText(latency.syscallsPerMessage[name])}; ` : '') +
+    cpuSplitText(latency.proxyCpuSplits?.[name]) +
     `the target allows ${budgetMicros} µs per traversal against a direct round trip of ${Math.round(direct.p50Ms * 1000)} µs` +
+    acrossNodesText(latency, name) +
     relayFloorText(latency)
   );
+}
+
+/** The path's ratio when the call also crosses Redis between two nodes, as context for the one-node verdict. */
+function acrossNodesText(latency: LatencyResults, name: string): string {
+  const across = latency.acrossNodes?.paths;
+  const path = across?.find((entry) => entry.name === name);
+  const direct = across?.find((entry) => entry.name === 'direct');
+  if (!path || !direct) return '';
+  return `; with caller and provider on different nodes (Redis between them, ${Math.round(direct.p50Ms * 1000)} µs direct) the ratio is ${path.ratioP50}`;
 }
 
 /** What a bare TCP relay costs per traversal on this machine (bench/relay-floor.ts), as evidence of the floor. */
@@ -215,7 +249,8 @@ function judgeFigures(results: Omit<BenchResults, 'targets'>): TargetVerdict[] {
       limit:
         `${differenceMicros} µs apart; the p50 of even and odd rounds of one path differs by up to ${noiseMicros} µs in this run, ` +
         `so the order is ${differenceMicros <= noiseMicros ? 'within noise' : 'beyond that noise'}` +
-        syscallComparison(latency, nginxName, haproxyName),
+        syscallComparison(latency, nginxName, haproxyName) +
+        cpuSplitComparison(latency, nginxName, haproxyName),
     });
   }
   const runs = results.capacity?.runs ?? [];

@@ -8,6 +8,7 @@ import { nginxSettingsOf } from '../bench/capacity';
 import { CAPACITY_NGINX, SEED_NGINX } from '../bench/plan';
 import { markdownTable, renderResultsMarkdown } from '../bench/report';
 import type { BenchResults, CapacityRun, LatencyPath } from '../bench/results';
+import { classifyStack, parsePerfScript, splitProfile } from '../bench/cpu-profile';
 import { parseStraceSummary, splitHalfSpread } from '../bench/latency';
 import { bareHttpConf, bareStreamConf } from '../bench/bare-nginx';
 import { interleavedOrder, median, missingInRange, quantile, ratio, spread, summarize } from '../bench/stats';
@@ -248,6 +249,13 @@ describe('target verdicts', () => {
     }).find((entry) => entry.target.includes('via stream'))!;
     expect(withProfile.limit).toContain('the proxy burns 30 µs CPU per relayed message (strace: 1 recvfrom, 1 writev, 1.2 epoll_wait per message)');
     expect(verdict('RPC p50 ratio to direct ≤ 1.25 via http').limit).toBe('');
+    const withSplit = judgeTargets({
+      ...baseResults,
+      latency: { ...baseResults.latency!, proxyCpuSplits: { 'nginx-stream': { samples: 2000, percent: { wake: 40, switch: 22.5, kernel: 25, user: 12.5 } } } },
+    }).find((entry) => entry.target.includes('via stream'))!;
+    expect(withSplit.limit).toContain(
+      "perf: 62.5% of the proxy's CPU is waking the process on the other side (40%) and sleeping until the next message (22.5%), 25% other kernel work, 12.5% the proxy's own code; ",
+    );
   });
 
   it('compares each nginx path with the HAProxy path configured the same way, against the run\'s own noise', () => {
@@ -318,6 +326,24 @@ describe('target verdicts', () => {
     expect(rows).toContain('| nginx-http | 1.3 | 1.1 | 1.1 |');
     expect(markdown).not.toContain('Quick run');
   });
+
+  it('puts the across-nodes figures next to the one-node ratio, and the proxy\'s CPU split in a table of its own', () => {
+    const latency = {
+      ...baseResults.latency!,
+      acrossNodes: { providerNode: 'deepstream-0', callerNode: 'deepstream-1', roundTripsPerPath: 2000, paths: [latencyPath('direct', 0.9, 0.9), latencyPath('nginx-stream', 1.06, 0.9)] },
+      proxyCpuSplits: { 'nginx-stream': { samples: 2000, percent: { wake: 40, switch: 22.5, kernel: 25, user: 12.5 } } },
+    };
+    const results = { ...baseResults, latency };
+    const markdown = renderResultsMarkdown({ ...results, targets: judgeTargets(results) });
+    const rows = markdown.split('\n');
+    // p50 1.06 against 0.9: ratio 1.18, 40 µs per traversal; the same path on one node was 1.25.
+    expect(rows).toContain('| nginx-stream | 2000 | 1.06 | 3.18 | 1.18 | 1.18 | 1.25 | 40 |');
+    expect(rows).toContain('| nginx-stream | 2000 | 40 | 22.5 | 25 | 12.5 |');
+    expect(markdown).toContain("Here those two took 63% of the proxies' CPU and their own code 13%");
+    expect(judgeTargets(results).find((entry) => entry.target.includes('via stream'))!.limit).toContain(
+      'with caller and provider on different nodes (Redis between them, 900 µs direct) the ratio is 1.18',
+    );
+  });
 });
 
 describe('nginx settings of the capacity runs, rendered by renderNginxConf', () => {
@@ -386,6 +412,51 @@ describe('strace -c summary', () => {
       '100.00    0.211686          15     13973        12 total',
     ].join('\n');
     expect(parseStraceSummary(output)).toEqual({ sendto: 4454, epoll_wait: 5065, recvfrom: 4454 });
+  });
+});
+
+describe('perf profile of a proxy', () => {
+  // Two samples as `perf script -F comm,tid,ip,sym,dso` prints them (frames leaf first), then a
+  // user-space sample and a kernel sample outside any wake-up or switch.
+  const script = [
+    'nginx 10039 ',
+    '\tffffffff8225fd19 pvm_irq_enable ([kernel.kallsyms])',
+    '\tffffffff8225fc41 __raw_callee_save_pvm_irq_enable ([kernel.kallsyms])',
+    '\tffffffff813ae292 finish_task_switch.isra.0 ([kernel.kallsyms])',
+    '\tffffffff82265c84 __schedule ([kernel.kallsyms])',
+    '\tffffffff8175261c __x64_sys_epoll_wait ([kernel.kallsyms])',
+    '\t          108ef3 epoll_wait (/usr/lib/x86_64-linux-gnu/libc.so.6)',
+    '',
+    'nginx 10040 ',
+    '\tffffffff8225fd19 pvm_irq_enable+0x19 ([kernel.kallsyms])',
+    '\tffffffff81e8a1b2 _raw_spin_unlock_irqrestore ([kernel.kallsyms])',
+    '\tffffffff81e8a1b2 sock_def_readable ([kernel.kallsyms])',
+    '\tffffffff82059c01 tcp_data_queue ([kernel.kallsyms])',
+    '\tffffffff81e810e0 __x64_sys_sendto ([kernel.kallsyms])',
+    '\t          10a929 __send (/usr/lib/x86_64-linux-gnu/libc.so.6)',
+    '',
+    'nginx 10040 ',
+    '\t           54174 [unknown] (/usr/sbin/nginx)',
+    '',
+    'nginx 10039 ',
+    '\tffffffff81706216 fdget ([kernel.kallsyms])',
+    '\tffffffff81750a4a do_epoll_wait ([kernel.kallsyms])',
+    '\t          108ef3 epoll_wait (/usr/lib/x86_64-linux-gnu/libc.so.6)',
+    '',
+  ].join('\n');
+
+  it('reads each sample\'s frames, symbols without offsets, kernel frames marked', () => {
+    const samples = parsePerfScript(script);
+    expect(samples).toHaveLength(4);
+    expect(samples[1]![0]).toEqual({ symbol: 'pvm_irq_enable', kernel: true });
+    expect(samples[2]).toEqual([{ symbol: '[unknown]', kernel: false }]);
+  });
+
+  it('sorts a sample by its whole stack: a wake-up anywhere wins over a switch, then the leaf decides', () => {
+    expect(parsePerfScript(script).map(classifyStack)).toEqual(['switch', 'wake', 'user', 'kernel']);
+    expect(classifyStack([{ symbol: 'sock_def_readable', kernel: false }])).toBe('user');
+    expect(splitProfile(parsePerfScript(script))).toEqual({ samples: 4, percent: { wake: 25, switch: 25, kernel: 25, user: 25 } });
+    expect(splitProfile([])).toEqual({ samples: 0, percent: { wake: 0, switch: 0, kernel: 0, user: 0 } });
   });
 });
 
