@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import type { DeepstreamClient } from '@deepstream/client';
 import { closeClient, loginClient, nodeOf, withTimeout } from '../local/node-identity';
 import { sleep } from '../local/readiness';
+import { findExecutable } from '../local/system';
 import { profileWhile, type CpuProfileSplit } from './cpu-profile';
 import type { CpuProfile, LatencyPath } from './results';
 import type { BenchPath } from './setup';
@@ -216,8 +217,12 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyMe
     for (const profile of options.proxyProfiles ?? []) {
       const pair = pairsOf.get(profile.path)?.[0];
       if (!pair) continue;
-      syscallsPerMessage[profile.path] = await traceSyscalls(pair, profile.pids(), profileRoundTrips);
-      options.log(`  syscalls per relayed message via ${profile.path}: ${JSON.stringify(syscallsPerMessage[profile.path])}`);
+      if (findExecutable('strace')) {
+        syscallsPerMessage[profile.path] = await traceSyscalls(pair, profile.pids(), profileRoundTrips);
+        options.log(`  syscalls per relayed message via ${profile.path}: ${JSON.stringify(syscallsPerMessage[profile.path])}`);
+      } else {
+        options.log(`  no system-call profile via ${profile.path}: strace is not installed`);
+      }
       try {
         const outFile = join(options.profileDir ?? tmpdir(), `perf-${profile.path}-${process.pid}.data`);
         const split = await profileWhile(profile.pids(), outFile, () => makeUntimedRoundTrips(pair, profileRoundTrips));

@@ -51,7 +51,7 @@ export const NGINX_DEFAULTS = {
   tlsBufferSize: '4k',
   /** Allocation unit of a request's memory pool. A proxied WebSocket keeps its request (headers,
    * upstream state, variables) for its whole life; in 1k blocks that state fits tighter than in the
-   * default 4k ones: bench/ measured 14.3 -> 12.9 KB per idle http-mode connection (2k and 8k were no
+   * default 4k ones: bench/ measured 14.3 -> 12.4 KB per idle http-mode connection (2k and 8k were no
    * better than 4k). Larger objects fall back to plain allocations, as with any pool size. */
   requestPoolSize: '1k',
 } as const;

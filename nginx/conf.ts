@@ -333,7 +333,7 @@ function httpContext(model: ResolvedNginx): Lines {
     'default_type application/octet-stream;',
     ...comment(
       'A WebSocket keeps its request state for its whole life; 1k pool blocks hold it tighter than 4k',
-      'ones (bench/: 14.3 -> 12.9 KB per idle connection).',
+      'ones (bench/: 14.3 -> 12.4 KB per idle connection).',
     ),
     `request_pool_size ${NGINX_DEFAULTS.requestPoolSize};`,
   ];
