@@ -90,6 +90,19 @@ function cpuSplitText(split: CpuProfileSplit | undefined): string {
   );
 }
 
+/** How often each proxy went to sleep per message it relayed: a proxy that finds the next message
+ * already there when it polls skips a wake-up. */
+function contextSwitchComparison(latency: LatencyResults | undefined, nginxName: string, haproxyName: string): string {
+  const switches = (name: string): number | undefined => {
+    const component = latency?.proxyComponentOfPath[name];
+    return component !== undefined ? latency?.proxyContextSwitchesPerMessage[component] : undefined;
+  };
+  const nginx = switches(nginxName);
+  const haproxy = switches(haproxyName);
+  if (nginx === undefined || haproxy === undefined) return '';
+  return `; context switches per relayed message: nginx ${nginx}, HAProxy ${haproxy}`;
+}
+
 /** Both proxies' share of CPU spent waking and sleeping, when both paths were profiled. */
 function cpuSplitComparison(latency: LatencyResults | undefined, nginxName: string, haproxyName: string): string {
   const nginx = latency?.proxyCpuSplits?.[nginxName];
@@ -249,6 +262,7 @@ function judgeFigures(results: Omit<BenchResults, 'targets'>): TargetVerdict[] {
       limit:
         `${differenceMicros} µs apart; the p50 of even and odd rounds of one path differs by up to ${noiseMicros} µs in this run, ` +
         `so the order is ${differenceMicros <= noiseMicros ? 'within noise' : 'beyond that noise'}` +
+        contextSwitchComparison(latency, nginxName, haproxyName) +
         syscallComparison(latency, nginxName, haproxyName) +
         cpuSplitComparison(latency, nginxName, haproxyName),
     });

@@ -267,6 +267,16 @@ describe('target verdicts', () => {
     });
     expect(verdict('nginx-https no slower than haproxy-https')).toMatchObject({ met: true });
     expect(verdicts.some((entry) => entry.target.startsWith('nginx-stream-tls'))).toBe(false);
+    const latency = baseResults.latency!;
+    const withSwitches = judgeTargets({
+      ...baseResults,
+      latency: {
+        ...latency,
+        proxyComponentOfPath: { ...latency.proxyComponentOfPath, 'haproxy-tcp': 'haproxy' },
+        proxyContextSwitchesPerMessage: { 'nginx (TLS: https, stream)': 1.1, haproxy: 0.6 },
+      },
+    }).find((entry) => entry.target.startsWith('nginx-stream no slower'))!;
+    expect(withSwitches.limit).toContain('so the order is within noise; context switches per relayed message: nginx 1.1, HAProxy 0.6');
   });
 
   it('judges capacity, memory per 1,000 connections and failover', () => {
