@@ -332,8 +332,8 @@ function httpContext(model: ResolvedNginx): Lines {
     'server_tokens off;',
     'default_type application/octet-stream;',
     ...comment(
-      'A WebSocket keeps its request state for its whole life; 1k pool blocks hold it tighter than 4k',
-      'ones (bench/: 14.3 -> 12.4 KB per idle connection).',
+      `A WebSocket keeps its request state for its whole life; ${NGINX_DEFAULTS.requestPoolSize} pool blocks hold it tighter than`,
+      'the default 4k ones (bench/: 14.3 -> 12.4 KB per idle connection).',
     ),
     `request_pool_size ${NGINX_DEFAULTS.requestPoolSize};`,
   ];
