@@ -5,10 +5,13 @@
  * the other side of each message and of sleeping until the next one (which every relay adds once per
  * traversal, whatever its configuration).
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import { promisify } from 'node:util';
 import { sleep } from '../local/readiness';
 import { findExecutable } from '../local/system';
+
+const execFileAsync = promisify(execFile);
 
 /** What a sample was doing, judged from its whole stack; the first matching kind wins. */
 export const PROFILE_KINDS = ['wake', 'switch', 'kernel', 'user'] as const;
@@ -62,6 +65,11 @@ export function parsePerfScript(text: string): ProfileFrame[][] {
   return samples.filter((frames) => frames.length > 0);
 }
 
+/** Share of the samples spent waking the other side and sleeping, percent (one decimal). */
+export function waitingPercent(split: CpuProfileSplit): number {
+  return Math.round((split.percent.wake + split.percent.switch) * 10) / 10;
+}
+
 export function splitProfile(samples: readonly (readonly ProfileFrame[])[]): CpuProfileSplit {
   const counts: Record<ProfileKind, number> = { wake: 0, switch: 0, kernel: 0, user: 0 };
   for (const frames of samples) counts[classifyStack(frames)] += 1;
@@ -103,13 +111,8 @@ export async function profileWhile(pids: readonly number[], outFile: string, wor
   if (outcome !== 'ok' || !fs.existsSync(outFile)) {
     throw new Error(`perf record on ${pids.join(', ')} failed (${outcome}): ${errors.trim()}`);
   }
-  const script = await new Promise<string>((resolve, reject) => {
-    const reader = spawn('perf', ['script', '-i', outFile, '-F', 'comm,tid,ip,sym,dso'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    const chunks: Buffer[] = [];
-    reader.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
-    reader.once('error', reject);
-    reader.once('exit', (status) => (status === 0 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`perf script exited ${status}`))));
-  });
+  // A stack per sample: about 1 KB each, a megabyte or more per profile.
+  const { stdout } = await execFileAsync('perf', ['script', '-i', outFile, '-F', 'comm,tid,ip,sym,dso'], { maxBuffer: 256 * 1024 * 1024 });
   fs.rmSync(outFile, { force: true });
-  return splitProfile(parsePerfScript(script));
+  return splitProfile(parsePerfScript(stdout));
 }

@@ -48,6 +48,14 @@ export interface LatencyOptions {
   readonly log: (line: string) => void;
 }
 
+/** Messages through the proxy per RPC round trip: caller to node, node to provider and back. */
+export const TRAVERSALS_PER_ROUND_TRIP = 4;
+
+/** What one traversal of a path adds at p50 over direct, in whole µs. */
+export function addedPerTraversalMicros(pathP50Ms: number, directP50Ms: number): number {
+  return Math.round(((pathP50Ms - directP50Ms) / TRAVERSALS_PER_ROUND_TRIP) * 1000);
+}
+
 export interface LatencyPlacement {
   readonly provider: string;
   readonly caller: string;
@@ -143,7 +151,7 @@ async function traceSyscalls(pair: Pair, pids: readonly number[], roundTrips: nu
     strace.kill('SIGINT');
     await exited;
   }
-  const messages = roundTrips * 4;
+  const messages = roundTrips * TRAVERSALS_PER_ROUND_TRIP;
   const perMessage: Record<string, number> = {};
   for (const [syscall, calls] of Object.entries(parseStraceSummary(output))) {
     perMessage[syscall] = Math.round((calls / messages) * 100) / 100;
@@ -214,10 +222,11 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyMe
     const syscallsPerMessage: Record<string, Record<string, number>> = {};
     const cpuSplits: Record<string, CpuProfileSplit> = {};
     const profileRoundTrips = options.proxyProfileRoundTrips ?? 500;
+    const straceInstalled = findExecutable('strace') !== undefined;
     for (const profile of options.proxyProfiles ?? []) {
       const pair = pairsOf.get(profile.path)?.[0];
       if (!pair) continue;
-      if (findExecutable('strace')) {
+      if (straceInstalled) {
         syscallsPerMessage[profile.path] = await traceSyscalls(pair, profile.pids(), profileRoundTrips);
         options.log(`  syscalls per relayed message via ${profile.path}: ${JSON.stringify(syscallsPerMessage[profile.path])}`);
       } else {

@@ -1,7 +1,8 @@
 /**
  * bench/RESULTS.md from one run's results. Pure: results in, Markdown out (unit-tested).
  */
-import { PROFILE_KIND_LABELS, PROFILE_KINDS } from './cpu-profile';
+import { PROFILE_KIND_LABELS, PROFILE_KINDS, waitingPercent } from './cpu-profile';
+import { addedPerTraversalMicros } from './latency';
 import type { BenchResults, CapacityRun, CpuProfile, LatencyResults } from './results';
 
 type Cell = string | number;
@@ -82,7 +83,7 @@ function acrossNodesSection(latency: LatencyResults): string[] {
         path.ratioP50,
         path.ratioP99,
         sameNode.get(path.name)?.ratioP50 ?? '',
-        direct && path.name !== 'direct' ? Math.round(((path.p50Ms - direct.p50Ms) / 4) * 1000) : 0,
+        direct && path.name !== 'direct' ? addedPerTraversalMicros(path.p50Ms, direct.p50Ms) : 0,
       ]),
     ),
     '',
@@ -110,7 +111,7 @@ function cpuSplitSection(latency: LatencyResults): string[] {
     '',
     'A send on loopback runs the receiving socket\'s TCP input in the sender\'s context and wakes the process waiting on it; a proxy ' +
       'that slept in epoll_wait is switched back in for each message. Here those two took ' +
-      `${percentRange(paths.map(([, split]) => split.percent.wake + split.percent.switch))}% of the proxies' CPU and their own code ` +
+      `${percentRange(paths.map(([, split]) => waitingPercent(split)))}% of the proxies' CPU and their own code ` +
       `${percentRange(paths.map(([, split]) => split.percent.user))}%: a relay adds one wake-up and one sleep per traversal, whatever its configuration.`,
     '',
   ];
@@ -146,7 +147,7 @@ function latencySection(latency: LatencyResults): string[] {
     path.ratioP50,
     path.ratioP99,
     path.anchor ?? '',
-    direct && path.name !== 'direct' ? Math.round(((path.p50Ms - direct.p50Ms) / 4) * 1000) : 0,
+    direct && path.name !== 'direct' ? addedPerTraversalMicros(path.p50Ms, direct.p50Ms) : 0,
   ]);
   return [
     '## 1. RPC latency',

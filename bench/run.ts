@@ -20,7 +20,7 @@ import { startClientWorkers, stopClientWorkers, type ClientWorker } from './clie
 import { loadAverage, machineInfo, softwareVersions } from './environment';
 import { measureFailover } from './failover';
 import { measureFanout } from './fanout';
-import { measureLatency } from './latency';
+import { measureLatency, TRAVERSALS_PER_ROUND_TRIP } from './latency';
 import { measureRelayFloor } from './relay-floor';
 import { renderResultsMarkdown } from './report';
 import type { BenchResults, CapacityRun, FanoutResults, FailoverResults, LatencyResults, MemoryPerConnection, ToolTiming } from './results';
@@ -199,8 +199,7 @@ async function main(): Promise<number> {
           const proxyCpuMicrosPerMessage: Record<string, number> = {};
           const proxyContextSwitchesPerMessage: Record<string, number> = {};
           for (const [component, served] of Object.entries(environment.proxyPaths)) {
-            // Every round trip is four WebSocket messages through the proxy.
-            const messages = served.length * measured.totalRoundTripsPerPath * 4;
+            const messages = served.length * measured.totalRoundTripsPerPath * TRAVERSALS_PER_ROUND_TRIP;
             proxyCpuMicrosPerMessage[component] = Math.round(((cpu.seconds[component] ?? 0) * 1e6) / messages);
             proxyContextSwitchesPerMessage[component] = Math.round(((cpu.contextSwitches?.[component] ?? 0) / messages) * 100) / 100;
           }

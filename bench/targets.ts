@@ -3,7 +3,8 @@
  * Targets are reported, never asserted: a missed target is a row saying by how much and, from the
  * run's own profile figures, what limits it.
  */
-import type { CpuProfileSplit } from './cpu-profile';
+import { waitingPercent, type CpuProfileSplit } from './cpu-profile';
+import { addedPerTraversalMicros, TRAVERSALS_PER_ROUND_TRIP } from './latency';
 import type { BenchResults, CapacityRun, LatencyResults, MemoryPerConnection, TargetVerdict } from './results';
 
 /** Hand-built anchors (p50 ratio to direct, two runs of one harness on this machine; issue 5). The
@@ -36,9 +37,6 @@ export const HAPROXY_EQUIVALENTS: ReadonlyArray<readonly [string, string]> = [
   ['nginx-https', 'haproxy-https'],
   ['nginx-stream-tls', 'haproxy-tcp-tls'],
 ];
-
-/** Messages through the proxy per RPC round trip: caller to node, node to provider and back. */
-const TRAVERSALS_PER_ROUND_TRIP = 4;
 
 const round1 = (value: number): number => Math.round(value * 10) / 10;
 
@@ -83,9 +81,8 @@ function syscallComparison(latency: LatencyResults | undefined, nginxName: strin
 /** "perf: 61% of the proxy's CPU wakes ... ; its own code 12%; " from a path's profile. */
 function cpuSplitText(split: CpuProfileSplit | undefined): string {
   if (!split) return '';
-  const waiting = Math.round((split.percent.wake + split.percent.switch) * 10) / 10;
   return (
-    `perf: ${waiting}% of the proxy's CPU is waking the process on the other side (${split.percent.wake}%) and sleeping until the next ` +
+    `perf: ${waitingPercent(split)}% of the proxy's CPU is waking the process on the other side (${split.percent.wake}%) and sleeping until the next ` +
     `message (${split.percent.switch}%), ${split.percent.kernel}% other kernel work, ${split.percent.user}% the proxy's own code; `
   );
 }
@@ -108,9 +105,8 @@ function cpuSplitComparison(latency: LatencyResults | undefined, nginxName: stri
   const nginx = latency?.proxyCpuSplits?.[nginxName];
   const haproxy = latency?.proxyCpuSplits?.[haproxyName];
   if (!nginx || !haproxy) return '';
-  const waiting = (split: CpuProfileSplit): number => Math.round((split.percent.wake + split.percent.switch) * 10) / 10;
   return (
-    `; CPU spent waking the other side and sleeping (perf): nginx ${waiting(nginx)}%, HAProxy ${waiting(haproxy)}%; ` +
+    `; CPU spent waking the other side and sleeping (perf): nginx ${waitingPercent(nginx)}%, HAProxy ${waitingPercent(haproxy)}%; ` +
     `in their own code: nginx ${nginx.percent.user}%, HAProxy ${haproxy.percent.user}%`
   );
 }
@@ -119,7 +115,7 @@ function latencyLimit(latency: LatencyResults, name: string, target: number): st
   const direct = latency.paths.find((path) => path.name === 'direct');
   const path = latency.paths.find((entry) => entry.name === name);
   if (!direct || !path) return '';
-  const addedMicros = Math.round(((path.p50Ms - direct.p50Ms) / TRAVERSALS_PER_ROUND_TRIP) * 1000);
+  const addedMicros = addedPerTraversalMicros(path.p50Ms, direct.p50Ms);
   const budgetMicros = Math.round((((target - 1) * direct.p50Ms) / TRAVERSALS_PER_ROUND_TRIP) * 1000);
   const component = latency.proxyComponentOfPath[name];
   const cpu = component !== undefined ? latency.proxyCpuMicrosPerMessage[component] : undefined;
