@@ -79,6 +79,7 @@ export async function startDeepstreamNode(options: StartNodeOptions): Promise<No
   const launchArgs = deepstreamLauncherArgs({ launcher: launcherPath, config: configPath, serverPackageDir: serverPackageDir() });
   const logPath = path.join(dir, 'deepstream.log');
   const healthUrl = `http://${host}:${port}${deepstreamBackend.profile.healthPath}`;
+  const directUrl = `ws://${host}:${port}${deepstreamBackend.profile.clientPath}`;
   let current: ManagedProcess | undefined;
   let identity: IdentityProvider | undefined;
 
@@ -99,15 +100,29 @@ export async function startDeepstreamNode(options: StartNodeOptions): Promise<No
       logPath,
     });
     current = proc;
+    const exited = (): string | undefined => (proc.isRunning() ? undefined : `the process exited; see ${logPath}`);
     try {
       await waitUntil(async () => (await health()) === 200, {
         what: `deepstream node ${render.nodeName} (${healthUrl})`,
         timeoutMs: 30_000,
         intervalMs: 150,
-        abortReason: () => (proc.isRunning() ? undefined : `the process exited; see ${logPath}`),
+        abortReason: exited,
       });
       if (options.identity) {
-        identity = await startIdentityProvider(render.nodeName, `ws://${host}:${port}${deepstreamBackend.profile.clientPath}`);
+        // Health answers before every endpoint takes logins under load, and the provider's client
+        // never reconnects by itself: a first login that fails or hangs is retried, not fatal.
+        await waitUntil(
+          async () => {
+            identity = await startIdentityProvider(render.nodeName, directUrl);
+            return true;
+          },
+          {
+            what: `identity RPC on deepstream node ${render.nodeName} (${directUrl})`,
+            timeoutMs: 30_000,
+            intervalMs: 150,
+            abortReason: exited,
+          },
+        );
       }
     } catch (error) {
       // A node that never became ready is not handed out, so nobody else would stop it.
@@ -126,7 +141,7 @@ export async function startDeepstreamNode(options: StartNodeOptions): Promise<No
   return {
     name: render.nodeName,
     port,
-    directUrl: `ws://${host}:${port}${deepstreamBackend.profile.clientPath}`,
+    directUrl,
     healthUrl,
     configPath,
     logPath,
