@@ -184,8 +184,29 @@ function memoryLimit(run: CapacityRun, memory: readonly MemoryPerConnection[], l
     `${perConnection} KB per connection above an idle ${run.nginxBaselineRssMegabytes} MB (preallocated ` +
     `${run.nginx.workerConnections} connection slots in each of ${run.nginx.workerProcesses} workers); the target allows ${allowed} KB at ` +
     `${top.target.toLocaleString('en-US')}` +
-    (byMode ? `. KB per idle connection by mode (memory probe): ${byMode}` : '')
+    (byMode ? `. KB per idle connection by mode (memory probe): ${byMode}` : '') +
+    layerCost(kb, label, allowed)
   );
+}
+
+/** What one layer of the listener costs per connection, in nginx and in HAProxy: the L7 state of
+ * http over stream mode for plain WebSockets, TLS over plain http for wss. Stated only when the
+ * probe measured all four figures, and compared with the whole per-connection budget. */
+function layerCost(kb: (path: string) => number | undefined, label: CapacityLabel, allowed: number): string {
+  const layers = {
+    plain: { name: 'the L7 state of http mode over stream mode', nginx: ['nginx-http', 'nginx-stream'], haproxy: ['haproxy-http', 'haproxy-tcp'] },
+    TLS: { name: 'TLS over plain http mode', nginx: ['nginx-https', 'nginx-http'], haproxy: ['haproxy-https', 'haproxy-http'] },
+  } as const;
+  if (label === 'stream') return '';
+  const layer = layers[label];
+  const cost = ([withLayer, without]: readonly [string, string]): number | undefined => {
+    const [a, b] = [kb(withLayer), kb(without)];
+    return a === undefined || b === undefined ? undefined : Math.round((a - b) * 10) / 10;
+  };
+  const [nginx, haproxy] = [cost(layer.nginx), cost(layer.haproxy)];
+  if (nginx === undefined || haproxy === undefined) return '';
+  const verdict = Math.min(nginx, haproxy) > allowed ? `; either alone exceeds the ${allowed} KB the target allows per connection` : '';
+  return `. ${layer.name[0]!.toUpperCase()}${layer.name.slice(1)} costs ${nginx} KB per connection in nginx and ${haproxy} KB in HAProxy${verdict}`;
 }
 
 function capacityVerdicts(run: CapacityRun | undefined, memory: readonly MemoryPerConnection[], label: CapacityLabel): TargetVerdict[] {

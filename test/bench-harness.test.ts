@@ -289,6 +289,15 @@ describe('target verdicts', () => {
       '10.2 KB per connection above an idle 40 MB (preallocated 12756 connection slots in each of 4 workers); the target allows 7.5 KB at 15,000. ' +
         'KB per idle connection by mode (memory probe): nginx http 18, nginx https 53',
     );
+    const probed = (path: string, kilobytes: number) => ({ path, description: path, connections: 3000, rssKilobytesPerConnection: kilobytes, pssKilobytesPerConnection: kilobytes });
+    const withHaproxy = judgeTargets({
+      ...baseResults,
+      capacity: {
+        ...baseResults.capacity!,
+        memoryPerConnection: [probed('nginx-http', 12.4), probed('nginx-https', 35.4), probed('haproxy-http', 4.7), probed('haproxy-https', 20.4)],
+      },
+    }).find((entry) => entry.target === '≤ 10 MB nginx RSS per 1,000 connections (TLS)')!;
+    expect(withHaproxy.limit).toMatch(/TLS over plain http mode costs 23 KB per connection in nginx and 15.7 KB in HAProxy; either alone exceeds the 7.5 KB the target allows per connection$/);
     expect(verdict('failover')).toMatchObject({ met: false, measured: '1200 ms', note: 'missed by 200 (20%)' });
   });
 

@@ -255,7 +255,7 @@ describe('renderNginxConf: structure', () => {
     }
     // Small TLS records on the http listener; the stream TLS module has no ssl_buffer_size.
     expect(tlsServers.map(({ context, server }) => [context, childArgs(server, 'ssl_buffer_size')]).sort()).toEqual([
-      ['http', ['4k']],
+      ['http', ['1k']],
       ['stream', undefined],
     ]);
     // Shared memory zones are global: http and stream must not share a session cache name.
