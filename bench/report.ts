@@ -2,7 +2,7 @@
  * bench/RESULTS.md from one run's results. Pure: results in, Markdown out (unit-tested).
  */
 import { PROFILE_KIND_LABELS, PROFILE_KINDS, waitingPercent } from './cpu-profile';
-import { addedPerTraversalMicros } from './latency';
+import { addedPerTraversalMicros, TRAVERSALS_PER_ROUND_TRIP } from './latency';
 import type { BenchResults, CapacityRun, CpuProfile, LatencyResults } from './results';
 
 type Cell = string | number;
@@ -167,7 +167,7 @@ function latencySection(latency: LatencyResults): string[] {
     '',
     ...acrossNodesSection(latency),
     `CPU during the latency phase (${latency.cpu.wallSeconds} s), and what each proxy spent per message it relayed ` +
-      '(a round trip is four messages through the proxy; nginx TLS serves three paths, HAProxy four):',
+      `(a round trip is ${TRAVERSALS_PER_ROUND_TRIP} messages through the proxy${pathsServedByProxy(latency)}):`,
     '',
     cpuTable(latency.cpu),
     '',
@@ -409,4 +409,14 @@ export function renderResultsMarkdown(results: BenchResults): string {
     lines.push('## Errors', '', ...results.errors.map((error) => `- ${error}`), '');
   }
   return `${lines.join('\n').trimEnd()}\n`;
+}
+
+/** "; nginx (TLS: https, stream) relays 4 paths, haproxy 4": per-message figures divide by these. */
+function pathsServedByProxy(latency: LatencyResults): string {
+  const counts = new Map<string, number>();
+  for (const component of Object.values(latency.proxyComponentOfPath)) counts.set(component, (counts.get(component) ?? 0) + 1);
+  const shared = [...counts]
+    .filter(([, count]) => count > 1)
+    .map(([component, count], index) => `${component} relays ${count}${index === 0 ? ' paths' : ''}`);
+  return shared.length > 0 ? `; ${shared.join(', ')}` : '';
 }

@@ -66,6 +66,7 @@ export const PATH_NAMES = [
   'nginx-http-1-worker',
   'nginx-https',
   'nginx-stream',
+  'nginx-stream-twin',
   'nginx-stream-tls',
   'haproxy-http',
   'haproxy-https',
@@ -101,10 +102,14 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
     const nodeUrls = topology.nodes.map((node) => node.directUrl);
     const clientPath = new URL(topology.urlOf('http')).pathname;
 
-    // A plain stream listener next to the TLS one, on the topology's own nginx.
+    // A plain stream listener next to the TLS one, on the topology's own nginx, and its twin: the
+    // same listener again on another port, an A/A control for how far two identical paths differ.
     const plainStreamPort = await pickFreePort();
+    const twinStreamPort = await pickFreePort();
     const tlsBase = (): NginxSpec =>
-      topology.nginxSpec({ extraStreamListeners: [{ listenPort: plainStreamPort, tls: null, backend: topology.deepstreamMount() }] });
+      topology.nginxSpec({
+        extraStreamListeners: [plainStreamPort, twinStreamPort].map((listenPort) => ({ listenPort, tls: null, backend: topology.deepstreamMount() })),
+      });
     await topology.nginx.reload(tlsBase());
 
     const plainDirs = { plain: path.join(topology.runFolder, 'nginx-plain'), 'one-worker': path.join(topology.runFolder, 'nginx-one-worker') };
@@ -130,7 +135,7 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
     cleanups.push(() => nginxPlain.stop());
     const nginxOneWorker = await startNginx({ dir: plainDirs['one-worker'], spec: plainSpec('one-worker') });
     cleanups.push(() => nginxOneWorker.stop());
-    log(`nginx plain http on ${plainPorts.plain}, one-worker plain http on ${plainPorts['one-worker']}, plain stream on ${plainStreamPort}`);
+    log(`nginx plain http on ${plainPorts.plain}, one-worker plain http on ${plainPorts['one-worker']}, plain stream on ${plainStreamPort} and ${twinStreamPort} (twin)`);
 
     const haproxyPorts: HaproxyPorts = {
       http: await pickFreePort(),
@@ -164,6 +169,11 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
       },
       'nginx-https': { name: 'nginx-https', description: 'nginx http mode + TLS', url: topology.urlOf('http') },
       'nginx-stream': { name: 'nginx-stream', description: 'nginx stream (L4) mode, plain', url: url('ws', plainStreamPort) },
+      'nginx-stream-twin': {
+        name: 'nginx-stream-twin',
+        description: 'nginx-stream again: the same nginx and config on another port (A/A control)',
+        url: url('ws', twinStreamPort),
+      },
       'nginx-stream-tls': { name: 'nginx-stream-tls', description: 'nginx stream mode + TLS', url: topology.urlOf('stream') },
       'haproxy-http': { name: 'haproxy-http', description: 'HAProxy http mode, plain', url: url('ws', haproxy.ports.http) },
       'haproxy-https': { name: 'haproxy-https', description: 'HAProxy http mode + TLS', url: url('wss', haproxy.ports.https) },
@@ -173,7 +183,7 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
 
     const redisDir = path.join(topology.runFolder, 'redis');
     const proxyPaths: Record<string, readonly PathName[]> = {
-      [NGINX_TLS]: ['nginx-https', 'nginx-stream', 'nginx-stream-tls'],
+      [NGINX_TLS]: ['nginx-https', 'nginx-stream', 'nginx-stream-twin', 'nginx-stream-tls'],
       [NGINX_PLAIN]: ['nginx-http'],
       [NGINX_ONE_WORKER]: ['nginx-http-1-worker'],
       [HAPROXY]: ['haproxy-http', 'haproxy-https', 'haproxy-tcp', 'haproxy-tcp-tls'],

@@ -279,6 +279,30 @@ describe('target verdicts', () => {
     expect(withSwitches.limit).toContain('so the order is within noise; context switches per relayed message: nginx 1.1, HAProxy 0.6');
   });
 
+  it('takes the difference between two identical nginx listeners as noise too when the run measured the twin', () => {
+    // nginx-stream 0.5 ms against haproxy-tcp 0.47 ms: 30 µs apart, beyond the 15 µs split-half spread.
+    const withTwin = (twinP50: number) =>
+      judgeTargets({
+        ...baseResults,
+        latency: {
+          ...baseResults.latency!,
+          paths: [
+            ...baseResults.latency!.paths.filter((path) => path.name !== 'haproxy-tcp'),
+            latencyPath('haproxy-tcp', 0.47),
+            latencyPath('nginx-stream-twin', twinP50),
+          ],
+        },
+      }).find((entry) => entry.target.startsWith('nginx-stream no slower'))!;
+    expect(withTwin(0.465)).toMatchObject({
+      met: false,
+      note: 'slower by 30 µs',
+      limit:
+        '30 µs apart; the p50 of even and odd rounds of one path differs by up to 15 µs in this run, and two identical nginx stream ' +
+        'listeners (nginx-stream and nginx-stream-twin) by 35 µs, so the order is within noise',
+    });
+    expect(withTwin(0.49).limit).toContain('by 10 µs, so the order is beyond that noise');
+  });
+
   it('judges capacity, memory per 1,000 connections and failover', () => {
     expect(verdict('20,000 connections held through one nginx (plain)')).toMatchObject({ met: true });
     expect(verdict('20,000 connections held through one nginx (TLS)')).toMatchObject({ met: false, note: 'missed by 5,000 connections' });
