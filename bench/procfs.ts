@@ -53,6 +53,25 @@ function statusKilobytes(pid: number, field: string, file = 'status'): number {
   return match ? Number(match[1]) : 0;
 }
 
+/** Voluntary + involuntary context switches of all of a process's threads. /proc/<pid>/status
+ * counts the main thread's only, and HAProxy (nbthread) or a Node process switch on others too. */
+function threadContextSwitches(pid: number): number {
+  let tids: string[];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return 0;
+  }
+  let switches = 0;
+  for (const tid of tids) {
+    const status = readOrNull(`/proc/${pid}/task/${tid}/status`) ?? '';
+    for (const field of ['voluntary_ctxt_switches', 'nonvoluntary_ctxt_switches']) {
+      switches += Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+    }
+  }
+  return switches;
+}
+
 export interface ProcessSample {
   readonly pids: readonly number[];
   /** Sum of VmRSS, bytes (shared pages counted once per process). */
@@ -63,7 +82,7 @@ export interface ProcessSample {
   readonly cpuSeconds: number;
   /** Open descriptors per process. */
   readonly fds: readonly number[];
-  /** Voluntary + involuntary context switches (each wake-up from epoll_wait is one). */
+  /** Voluntary + involuntary context switches of all threads (each wake-up from epoll_wait is one). */
   readonly contextSwitches: number;
 }
 
@@ -81,10 +100,7 @@ export function sampleProcesses(pids: readonly number[]): ProcessSample {
     // utime and stime are fields 14 and 15 of stat; fields[] starts at field 3 (state).
     cpuTicks += Number(fields[11]) + Number(fields[12]);
     rss += statusKilobytes(pid, 'VmRSS');
-    const status = readOrNull(`/proc/${pid}/status`) ?? '';
-    for (const field of ['voluntary_ctxt_switches', 'nonvoluntary_ctxt_switches']) {
-      contextSwitches += Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
-    }
+    contextSwitches += threadContextSwitches(pid);
     pss += statusKilobytes(pid, 'Pss', 'smaps_rollup');
     try {
       fds.push(fs.readdirSync(`/proc/${pid}/fd`).length);

@@ -1,0 +1,43 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { sampleProcesses } from '../bench/procfs';
+
+// A process whose main thread idles while a worker thread sleeps 300 times: each sleep is a
+// voluntary context switch of the worker only, which /proc/<pid>/status alone does not show.
+const SLEEPS = 300;
+const SCRIPT = `
+const { Worker } = require('node:worker_threads');
+process.stdout.write('ready\\n');
+process.stdin.once('data', () => {
+  const worker = new Worker(
+    // Stays alive after its sleeps: an exited thread's counts leave /proc with it.
+    'const { parentPort } = require("node:worker_threads"); const cell = new Int32Array(new SharedArrayBuffer(4));' +
+      'for (let i = 0; i < ${SLEEPS}; i += 1) Atomics.wait(cell, 0, 0, 2); parentPort.postMessage("slept"); Atomics.wait(cell, 0, 0);',
+    { eval: true },
+  );
+  worker.on('message', () => process.stdout.write('done\\n'));
+});
+`;
+
+describe('sampleProcesses', () => {
+  it('counts the context switches of every thread of a process, not only its main thread', async () => {
+    const child = spawn(process.execPath, ['-e', SCRIPT], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      const lines: string[] = [];
+      const nextLine = async (expected: string): Promise<void> => {
+        while (!lines.includes(expected)) {
+          const [chunk] = (await once(child.stdout, 'data')) as [Buffer];
+          lines.push(...chunk.toString('utf8').split('\n'));
+        }
+      };
+      await nextLine('ready');
+      const before = sampleProcesses([child.pid!]);
+      child.stdin.write('go\n');
+      await nextLine('done');
+      const after = sampleProcesses([child.pid!]);
+      expect(after.contextSwitches - before.contextSwitches).toBeGreaterThanOrEqual(SLEEPS);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
