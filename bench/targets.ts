@@ -101,13 +101,17 @@ function contextSwitchComparison(latency: LatencyResults | undefined, nginxName:
 }
 
 /** Both proxies' share of CPU spent waking and sleeping, when both paths were profiled. */
-function cpuSplitComparison(latency: LatencyResults | undefined, nginxName: string, haproxyName: string): string {
+function cpuSplitComparison(latency: LatencyResults | undefined, nginxName: string, haproxyName: string, nginxSlower: boolean): string {
   const nginx = latency?.proxyCpuSplits?.[nginxName];
   const haproxy = latency?.proxyCpuSplits?.[haproxyName];
   if (!nginx || !haproxy) return '';
+  // Both profiles sample CPU time at one rate over the same number of round trips.
+  const workedLess = nginxSlower && nginx.samples <= haproxy.samples;
   return (
     `; CPU spent waking the other side and sleeping (perf): nginx ${waitingPercent(nginx)}%, HAProxy ${waitingPercent(haproxy)}%; ` +
-    `in their own code: nginx ${nginx.percent.user}%, HAProxy ${haproxy.percent.user}%`
+    `in their own code: nginx ${nginx.percent.user}%, HAProxy ${haproxy.percent.user}%; ` +
+    `CPU time over the same untimed round trips (perf samples): nginx ${nginx.samples}, HAProxy ${haproxy.samples}` +
+    (workedLess ? ': nginx used no more CPU yet answered later, so the gap is time waiting to run, not the proxy\'s work' : '')
   );
 }
 
@@ -292,7 +296,7 @@ function judgeFigures(results: Omit<BenchResults, 'targets'>): TargetVerdict[] {
         `, so the order is ${differenceMicros <= Math.max(noiseMicros, twinMicros ?? 0) ? 'within noise' : 'beyond that noise'}` +
         contextSwitchComparison(latency, nginxName, haproxyName) +
         syscallComparison(latency, nginxName, haproxyName) +
-        cpuSplitComparison(latency, nginxName, haproxyName),
+        cpuSplitComparison(latency, nginxName, haproxyName, !met),
     });
   }
   const runs = results.capacity?.runs ?? [];

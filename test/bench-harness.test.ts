@@ -279,6 +279,20 @@ describe('target verdicts', () => {
     expect(withSwitches.limit).toContain('so the order is within noise; context switches per relayed message: nginx 1.1, HAProxy 0.6');
   });
 
+  it('compares the CPU time nginx and HAProxy spent on the same untimed round trips of a path', () => {
+    // nginx-stream (0.5 ms) is slower than haproxy-tcp (0.49 ms) in baseResults.
+    const split = (samples: number) => ({ samples, percent: { wake: 20, switch: 30, kernel: 30, user: 20 } });
+    const comparing = (nginxSamples: number) =>
+      judgeTargets({
+        ...baseResults,
+        latency: { ...baseResults.latency!, proxyCpuSplits: { 'nginx-stream': split(nginxSamples), 'haproxy-tcp': split(800) } },
+      }).find((entry) => entry.target.startsWith('nginx-stream no slower'))!.limit;
+    expect(comparing(600)).toMatch(
+      /CPU time over the same untimed round trips \(perf samples\): nginx 600, HAProxy 800: nginx used no more CPU yet answered later, so the gap is time waiting to run, not the proxy's work$/,
+    );
+    expect(comparing(900)).toMatch(/\(perf samples\): nginx 900, HAProxy 800$/);
+  });
+
   it('takes the difference between two identical nginx listeners as noise too when the run measured the twin', () => {
     // nginx-stream 0.5 ms against haproxy-tcp 0.47 ms: 30 µs apart, beyond the 15 µs split-half spread.
     const withTwin = (twinP50: number) =>
