@@ -61,6 +61,7 @@ export {
   renderNginxConf,
   renderErrorPage,
   nginxCapacity,
+  colocatedWorkerProcesses,
   defaultIdleTimeoutSeconds,
   NGINX_DEFAULTS,
   NginxSpecError,

@@ -34,7 +34,7 @@ import { timeMockTests, timeNginxBuild, timeRender } from './tooling';
 const RELAY_FLOOR_MESSAGE_BYTES = 120;
 
 /** Fan-out paths: direct, the nginx levers (worker count, stream mode, TLS) and HAProxy as the reference relay. */
-const FANOUT_PATHS = ['direct', 'nginx-http', 'nginx-http-1-worker', 'nginx-stream', 'nginx-https', 'haproxy-http'] as const satisfies readonly PathName[];
+const FANOUT_PATHS = ['direct', 'nginx-http', 'nginx-http-per-core', 'nginx-stream', 'nginx-https', 'haproxy-http'] as const satisfies readonly PathName[];
 
 const PHASES = ['latency', 'fanout', 'failover', 'capacity', 'tooling'] as const;
 type Phase = (typeof PHASES)[number];
@@ -365,9 +365,9 @@ async function main(): Promise<number> {
             name: 'seed',
             description: 'The seed configuration: worker_processes 1; worker_connections 1024 (plain WebSocket)',
             listener: 'nginx http mode, plain (ws://)',
-            url: environment.paths['nginx-http-1-worker'].url,
-            nginx: environment.nginxOneWorker,
-            spec: environment.plainSpec('one-worker', SEED_NGINX),
+            url: environment.paths['nginx-http-per-core'].url,
+            nginx: environment.nginxPerCore,
+            spec: environment.plainSpec('per-core', SEED_NGINX),
             steps: plan.capacity.seedSteps,
             subnet: 5,
           },

@@ -3,7 +3,7 @@
  * the same processes in the same run:
  * - the local topology (Redis, two deepstream nodes, nginx with its TLS http and TLS stream
  *   listeners), plus a plain stream listener added to that nginx through the spec;
- * - a second nginx with a plain http listener and a third with one worker (the worker-count lever),
+ * - a second nginx with a plain http listener and a third with a worker per core (the worker-count lever),
  *   both rendered from the topology's own spec with only the listener and worker settings changed;
  * - HAProxy with the equivalent configuration (bench/haproxy.ts).
  * Variants are renderer input; rendered text is never edited.
@@ -39,8 +39,8 @@ export interface BenchEnvironment {
   readonly nginxTls: NginxHandle;
   /** Plain http listener, the topology's worker settings. */
   readonly nginxPlain: NginxHandle;
-  /** Plain http listener with one worker process. */
-  readonly nginxOneWorker: NginxHandle;
+  /** Plain http listener with worker_processes auto, one per core. */
+  readonly nginxPerCore: NginxHandle;
   /** HAProxy's pid (it changes with `restartHaproxy`). */
   haproxyPid(): number;
   /** A fresh HAProxy process with the same configuration (its memory pools start empty). */
@@ -54,7 +54,7 @@ export interface BenchEnvironment {
   /** Proxy component name -> the latency paths it serves. */
   readonly proxyPaths: Readonly<Record<string, readonly PathName[]>>;
   /** Spec of the plain nginx with changes (capacity settings, the seed configuration). */
-  plainSpec(nginx: 'plain' | 'one-worker', changes?: Partial<Pick<NginxSpec, 'maxConnections' | 'workerProcesses' | 'reuseport'>>): NginxSpec;
+  plainSpec(nginx: 'plain' | 'per-core', changes?: Partial<Pick<NginxSpec, 'maxConnections' | 'workerProcesses' | 'reuseport'>>): NginxSpec;
   /** Spec of the TLS nginx (topology) with changes. */
   tlsSpec(changes?: Partial<Pick<NginxSpec, 'maxConnections' | 'workerProcesses' | 'reuseport'>>): NginxSpec;
   stop(): Promise<void>;
@@ -63,7 +63,7 @@ export interface BenchEnvironment {
 export const PATH_NAMES = [
   'direct',
   'nginx-http',
-  'nginx-http-1-worker',
+  'nginx-http-per-core',
   'nginx-https',
   'nginx-stream',
   'nginx-stream-twin',
@@ -79,7 +79,7 @@ export type PathName = (typeof PATH_NAMES)[number];
 export const PROXY_COMPONENT_PREFIXES = ['nginx', 'haproxy'] as const;
 const NGINX_TLS = 'nginx (TLS: https, stream)';
 const NGINX_PLAIN = 'nginx (plain http)';
-const NGINX_ONE_WORKER = 'nginx (plain http, 1 worker)';
+const NGINX_PER_CORE = 'nginx (plain http, a worker per core)';
 const HAPROXY = 'haproxy';
 
 /** Connection limit of the comparison HAProxy: latency needs a handful, nothing here needs more. */
@@ -112,8 +112,8 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
       });
     await topology.nginx.reload(tlsBase());
 
-    const plainDirs = { plain: path.join(topology.runFolder, 'nginx-plain'), 'one-worker': path.join(topology.runFolder, 'nginx-one-worker') };
-    const plainPorts = { plain: await pickFreePort(), 'one-worker': await pickFreePort() };
+    const plainDirs = { plain: path.join(topology.runFolder, 'nginx-plain'), 'per-core': path.join(topology.runFolder, 'nginx-per-core') };
+    const plainPorts = { plain: await pickFreePort(), 'per-core': await pickFreePort() };
     const plainSpec: BenchEnvironment['plainSpec'] = (which, changes = {}) => {
       const base = topology.nginxSpec();
       if (!base.http) throw new Error('the topology runs no http listener; the bench needs proxyMode both');
@@ -123,19 +123,19 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
         http: { ...base.http, listenPort: plainPorts[which], tls: null, redirectHttpPort: null },
         statusPort: null,
         paths: nginxPathsIn(plainDirs[which]),
-        ...(which === 'one-worker' ? { workerProcesses: 1 } : {}),
+        ...(which === 'per-core' ? { workerProcesses: 'auto' as const } : {}),
         ...changes,
       };
     };
     const tlsSpec: BenchEnvironment['tlsSpec'] = (changes = {}) => ({ ...tlsBase(), ...changes });
 
     fs.mkdirSync(plainDirs.plain, { recursive: true, mode: 0o755 });
-    fs.mkdirSync(plainDirs['one-worker'], { recursive: true, mode: 0o755 });
+    fs.mkdirSync(plainDirs['per-core'], { recursive: true, mode: 0o755 });
     const nginxPlain = await startNginx({ dir: plainDirs.plain, spec: plainSpec('plain') });
     cleanups.push(() => nginxPlain.stop());
-    const nginxOneWorker = await startNginx({ dir: plainDirs['one-worker'], spec: plainSpec('one-worker') });
-    cleanups.push(() => nginxOneWorker.stop());
-    log(`nginx plain http on ${plainPorts.plain}, one-worker plain http on ${plainPorts['one-worker']}, plain stream on ${plainStreamPort} and ${twinStreamPort} (twin)`);
+    const nginxPerCore = await startNginx({ dir: plainDirs['per-core'], spec: plainSpec('per-core') });
+    cleanups.push(() => nginxPerCore.stop());
+    log(`nginx plain http on ${plainPorts.plain}, per-core plain http on ${plainPorts['per-core']}, plain stream on ${plainStreamPort} and ${twinStreamPort} (twin)`);
 
     const haproxyPorts: HaproxyPorts = {
       http: await pickFreePort(),
@@ -153,6 +153,9 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
     };
     log(`haproxy on http ${haproxy.ports.http}, https ${haproxy.ports.https}, tcp ${haproxy.ports.tcp}, tcp+tls ${haproxy.ports.tcpTls}`);
 
+    // The local topology's worker count: one per core the nodes leave free (colocatedWorkerProcesses).
+    const workers = topology.nginxSpec().workerProcesses;
+    const colocated = workers === undefined ? '' : `, worker_processes ${workers}`;
     const url = (scheme: 'ws' | 'wss', port: number): string => `${scheme}://${LOOPBACK}:${port}${clientPath}`;
     const paths: Record<PathName, BenchPath> = {
       direct: {
@@ -161,20 +164,24 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
         url: nodeUrls[0]!,
         urlOfNode: Object.fromEntries(topology.nodes.map((node) => [node.name, node.directUrl])),
       },
-      'nginx-http': { name: 'nginx-http', description: 'nginx http (L7) mode, plain', url: url('ws', plainPorts.plain) },
-      'nginx-http-1-worker': {
-        name: 'nginx-http-1-worker',
-        description: 'nginx http mode, plain, worker_processes 1',
-        url: url('ws', plainPorts['one-worker']),
+      'nginx-http': {
+        name: 'nginx-http',
+        description: `nginx http (L7) mode, plain${colocated}`,
+        url: url('ws', plainPorts.plain),
       },
-      'nginx-https': { name: 'nginx-https', description: 'nginx http mode + TLS', url: topology.urlOf('http') },
-      'nginx-stream': { name: 'nginx-stream', description: 'nginx stream (L4) mode, plain', url: url('ws', plainStreamPort) },
+      'nginx-http-per-core': {
+        name: 'nginx-http-per-core',
+        description: 'nginx http mode, plain, worker_processes auto (one per core, as on EC2 proxy hosts)',
+        url: url('ws', plainPorts['per-core']),
+      },
+      'nginx-https': { name: 'nginx-https', description: `nginx http mode + TLS${colocated}`, url: topology.urlOf('http') },
+      'nginx-stream': { name: 'nginx-stream', description: `nginx stream (L4) mode, plain${colocated}`, url: url('ws', plainStreamPort) },
       'nginx-stream-twin': {
         name: 'nginx-stream-twin',
         description: 'nginx-stream again: the same nginx and config on another port (A/A control)',
         url: url('ws', twinStreamPort),
       },
-      'nginx-stream-tls': { name: 'nginx-stream-tls', description: 'nginx stream mode + TLS', url: topology.urlOf('stream') },
+      'nginx-stream-tls': { name: 'nginx-stream-tls', description: `nginx stream mode + TLS${colocated}`, url: topology.urlOf('stream') },
       'haproxy-http': { name: 'haproxy-http', description: 'HAProxy http mode, plain', url: url('ws', haproxy.ports.http) },
       'haproxy-https': { name: 'haproxy-https', description: 'HAProxy http mode + TLS', url: url('wss', haproxy.ports.https) },
       'haproxy-tcp': { name: 'haproxy-tcp', description: 'HAProxy tcp mode, plain', url: url('ws', haproxy.ports.tcp) },
@@ -185,13 +192,13 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
     const proxyPaths: Record<string, readonly PathName[]> = {
       [NGINX_TLS]: ['nginx-https', 'nginx-stream', 'nginx-stream-twin', 'nginx-stream-tls'],
       [NGINX_PLAIN]: ['nginx-http'],
-      [NGINX_ONE_WORKER]: ['nginx-http-1-worker'],
+      [NGINX_PER_CORE]: ['nginx-http-per-core'],
       [HAPROXY]: ['haproxy-http', 'haproxy-https', 'haproxy-tcp', 'haproxy-tcp-tls'],
     };
     const components: Record<string, () => readonly number[]> = {
       [NGINX_TLS]: () => processTree(topology.nginx.masterPid),
       [NGINX_PLAIN]: () => processTree(nginxPlain.masterPid),
-      [NGINX_ONE_WORKER]: () => processTree(nginxOneWorker.masterPid),
+      [NGINX_PER_CORE]: () => processTree(nginxPerCore.masterPid),
       [HAPROXY]: () => processTree(haproxy.process.pid),
       redis: () => pidsWorkingIn(redisDir, 'redis-server'),
       ...Object.fromEntries(topology.nodes.map((node) => [node.name, () => (node.pid !== undefined && node.isRunning() ? [node.pid] : [])])),
@@ -202,7 +209,7 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
       ca,
       nginxTls: topology.nginx,
       nginxPlain,
-      nginxOneWorker,
+      nginxPerCore,
       haproxyPid: () => haproxy.process.pid,
       restartHaproxy,
       paths,

@@ -7,9 +7,11 @@
  * Used by `npm run local`, the end-to-end tests and the benchmarks.
  */
 import * as fs from 'node:fs';
+import { availableParallelism } from 'node:os';
 import type { DeepstreamClient } from '@deepstream/client';
 import type { Options as ClientOptions } from '@deepstream/client/dist/src/client-options';
 import type { ProxyMode, StackConfig } from '../config/types';
+import { colocatedWorkerProcesses } from '../nginx/conf-defaults';
 import { proxyBackendMount, proxyNginxSpec, streamBalanceOf, type ProxyBackend } from '../nginx/proxy-spec';
 import type { BackendMount, BalanceSpec, NginxSpec, NginxTimeouts, StreamListenerSpec, TlsSpec } from '../nginx/spec';
 import { deepstreamBackend } from '../servers/deepstream';
@@ -56,6 +58,7 @@ export interface TopologyOptions {
   readonly streamBalance?: BalanceSpec;
   readonly timeouts?: NginxTimeouts;
   readonly maxConnections?: number;
+  /** nginx workers; default `colocatedWorkerProcesses` (the cores the nodes leave free, at least 1). */
   readonly workerProcesses?: 'auto' | number;
   readonly allowedOrigins?: readonly string[];
   /** Unset ports are picked free at run time; a given port in use fails with a message naming it. */
@@ -268,7 +271,8 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
             ...(ports.stream !== undefined ? { stream: { [deepstream.profile.name]: ports.stream } } : {}),
           },
           statusPort: ports.status!,
-          ...(options.workerProcesses !== undefined ? { workerProcesses: options.workerProcesses } : {}),
+          // nginx shares this machine's cores with the nodes, unlike an EC2 proxy host.
+          workerProcesses: options.workerProcesses ?? colocatedWorkerProcesses(availableParallelism(), nodeCount),
           ...(user ? { user } : {}),
           ...(changes.httpBackends
             ? { httpMounts: changes.httpBackends }

@@ -25,6 +25,7 @@ export {
   mountedProfiles,
   NGINX_DEFAULTS,
   nginxCapacity,
+  colocatedWorkerProcesses,
   resolveIdleTimeoutSeconds,
   STUB_STATUS_PATH,
   type NginxCapacity,

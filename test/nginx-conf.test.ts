@@ -16,6 +16,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import {
   ERROR_PAGE_FILE,
   NginxSpecError,
+  colocatedWorkerProcesses,
   TLS_CIPHERS,
   defaultIdleTimeoutSeconds,
   nginxCapacity,
@@ -382,6 +383,12 @@ describe('renderNginxConf: structure', () => {
       expect(findDirectives(tree, 'worker_connections')[0].directive.args).toEqual([String(workerConnections)]);
       expect(findDirectives(tree, 'worker_rlimit_nofile')[0].directive.args).toEqual([String(rlimitNofile)]);
     }
+  });
+
+  it('gives an nginx that shares its host with the nodes one worker per core they leave free, at least one', () => {
+    expect(colocatedWorkerProcesses(2, 2)).toBe(1);
+    expect(colocatedWorkerProcesses(8, 2)).toBe(6);
+    expect(colocatedWorkerProcesses(2, 3)).toBe(1);
   });
 
   it('derives the idle timeout from the mounted profiles\' largest ping interval unless set', () => {
