@@ -100,7 +100,8 @@ function contextSwitchComparison(latency: LatencyResults | undefined, nginxName:
   return `; context switches per relayed message: nginx ${nginx}, HAProxy ${haproxy}`;
 }
 
-/** Both proxies' share of CPU spent waking and sleeping, when both paths were profiled. */
+/** Both proxies' share of CPU spent waking and sleeping, and their CPU time over the same round
+ * trips, when both paths were profiled. */
 function cpuSplitComparison(latency: LatencyResults | undefined, nginxName: string, haproxyName: string, nginxSlower: boolean): string {
   const nginx = latency?.proxyCpuSplits?.[nginxName];
   const haproxy = latency?.proxyCpuSplits?.[haproxyName];
