@@ -36,6 +36,19 @@ const RELAY_FLOOR_MESSAGE_BYTES = 120;
 /** Fan-out paths: direct, the nginx levers (worker count, stream mode, TLS) and HAProxy as the reference relay. */
 const FANOUT_PATHS = ['direct', 'nginx-http', 'nginx-http-per-core', 'nginx-stream', 'nginx-https', 'haproxy-http'] as const satisfies readonly PathName[];
 
+/** Proxied paths whose relaying processes are traced (strace, perf) after the latency measurement:
+ * each nginx listener kind and its HAProxy equivalent. */
+const PROFILED_PATHS = [
+  'nginx-http',
+  'nginx-stream',
+  'haproxy-http',
+  'nginx-https',
+  'haproxy-https',
+  'haproxy-tcp',
+  'nginx-stream-tls',
+  'haproxy-tcp-tls',
+] as const satisfies readonly PathName[];
+
 const PHASES = ['latency', 'fanout', 'failover', 'capacity', 'tooling'] as const;
 type Phase = (typeof PHASES)[number];
 
@@ -156,16 +169,7 @@ async function main(): Promise<number> {
             startMeter: () => startCpuMeter(components, machine.nproc),
             ...(plan.latency.proxyProfileRoundTrips > 0
               ? {
-                  proxyProfiles: [
-                    { path: 'nginx-http', pids: () => processTree(environment.nginxPlain.masterPid).slice(1) },
-                    { path: 'nginx-stream', pids: () => processTree(environment.nginxTls.masterPid).slice(1) },
-                    { path: 'haproxy-http', pids: () => [environment.haproxyPid()] },
-                    { path: 'nginx-https', pids: () => processTree(environment.nginxTls.masterPid).slice(1) },
-                    { path: 'haproxy-https', pids: () => [environment.haproxyPid()] },
-                    { path: 'haproxy-tcp', pids: () => [environment.haproxyPid()] },
-                    { path: 'nginx-stream-tls', pids: () => processTree(environment.nginxTls.masterPid).slice(1) },
-                    { path: 'haproxy-tcp-tls', pids: () => [environment.haproxyPid()] },
-                  ],
+                  proxyProfiles: PROFILED_PATHS.map((path) => ({ path, pids: () => environment.relayPids(path) })),
                   proxyProfileRoundTrips: plan.latency.proxyProfileRoundTrips,
                   profileDir: environment.topology.runFolder,
                 }

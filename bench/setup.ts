@@ -53,6 +53,9 @@ export interface BenchEnvironment {
   readonly components: Readonly<Record<string, () => readonly number[]>>;
   /** Proxy component name -> the latency paths it serves. */
   readonly proxyPaths: Readonly<Record<string, readonly PathName[]>>;
+  /** The processes that relay a proxied path's messages: nginx's workers (not its master), or
+   * HAProxy's one process; what a profiler attaches to. */
+  relayPids(path: PathName): readonly number[];
   /** Spec of the plain nginx with changes (capacity settings, the seed configuration). */
   plainSpec(nginx: 'plain' | 'per-core', changes?: Partial<Pick<NginxSpec, 'maxConnections' | 'workerProcesses' | 'reuseport'>>): NginxSpec;
   /** Spec of the TLS nginx (topology) with changes. */
@@ -204,6 +207,13 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
       ...Object.fromEntries(topology.nodes.map((node) => [node.name, () => (node.pid !== undefined && node.isRunning() ? [node.pid] : [])])),
     };
 
+    const relayPids = (pathName: PathName): readonly number[] => {
+      const component = Object.keys(proxyPaths).find((name) => proxyPaths[name]!.includes(pathName));
+      if (component === undefined) throw new Error(`${pathName} goes through no proxy`);
+      const tree = components[component]!();
+      return component === HAPROXY ? tree : tree.slice(1);
+    };
+
     return {
       topology,
       ca,
@@ -216,6 +226,7 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
       nodeUrls,
       components,
       proxyPaths,
+      relayPids,
       plainSpec,
       tlsSpec,
       stop,
