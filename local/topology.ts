@@ -240,6 +240,8 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
       nodes: nodePorts.map((port) => ({ host: LOOPBACK, port })),
     };
     const nginxDir = run.subdir('nginx');
+    // nginx shares this machine's cores with the nodes, unlike an EC2 proxy host.
+    const workerProcesses = options.workerProcesses ?? colocatedWorkerProcesses(availableParallelism(), nodeCount);
     const user = workerUser();
     const deepstreamMount = (balance?: BalanceSpec): BackendMount => proxyBackendMount(deepstream, 0, balance);
     const buildSpec = (changes: NginxSpecChanges = {}): NginxSpec => {
@@ -271,8 +273,7 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
             ...(ports.stream !== undefined ? { stream: { [deepstream.profile.name]: ports.stream } } : {}),
           },
           statusPort: ports.status!,
-          // nginx shares this machine's cores with the nodes, unlike an EC2 proxy host.
-          workerProcesses: options.workerProcesses ?? colocatedWorkerProcesses(availableParallelism(), nodeCount),
+          workerProcesses,
           ...(user ? { user } : {}),
           ...(changes.httpBackends
             ? { httpMounts: changes.httpBackends }
