@@ -79,8 +79,10 @@ export async function startIdentityProvider(nodeName: string, directUrl: string)
   });
   client.rpc.provide(NODE_NAME_RPC, (_data, response) => response.send(nodeName));
   // `provide` is registered asynchronously; a caller on the same node getting the answer proves it is.
-  const checker = await loginClient(directUrl, { maxReconnectAttempts: 0 });
+  let checker: DeepstreamClient | undefined;
   try {
+    // Inside the try: a checker that cannot log in must not leave the provider behind (callers retry).
+    checker = await loginClient(directUrl, { maxReconnectAttempts: 0 });
     const deadline = Date.now() + 5000;
     for (;;) {
       try {
@@ -96,7 +98,7 @@ export async function startIdentityProvider(nodeName: string, directUrl: string)
     await closeClient(client);
     throw error;
   } finally {
-    await closeClient(checker);
+    if (checker) await closeClient(checker);
   }
   return { nodeName, close: () => closeClient(client) };
 }
