@@ -123,6 +123,7 @@ export { renderBootstrapScript, type BootstrapScriptSpec, type BootstrapStep } f
 export { serverBackends, serverBackend, SERVER_BACKEND_NAMES, type ServerBackendName } from './servers';
 export { renderDeepstreamConfig, createDeepstreamBackend, deepstreamProfile } from './servers/deepstream';
 export { renderCentrifugoConfig, createCentrifugoBackend, centrifugoProfile } from './servers/centrifugo';
+export { proxyEnforcesOrigins, maxPingIntervalSeconds } from './servers/profile';
 export type {
   ServerBackend,
   ServerProfile,

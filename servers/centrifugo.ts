@@ -56,6 +56,8 @@ export const centrifugoProfile: ServerProfile = {
   clientPath: '/connection/websocket',
   // Centrifugo pings every 25 s by default (client.ping_interval).
   pingIntervalSeconds: 25,
+  // client.allowed_origins is checked on every connection, WebSocket handshakes included.
+  checksOriginOnUpgrade: true,
 };
 
 /** Latest v6 release found when this was written (v6.9.6, centrifugal/centrifugo PR #1233). */

@@ -46,6 +46,8 @@ export const deepstreamProfile: ServerProfile = {
   clientPath: CLIENT_PATH,
   // connectionEndpoints[].options.heartbeatInterval defaults to 30000 ms.
   pingIntervalSeconds: HEARTBEAT_SECONDS,
+  // deepstream 7 checks Origin on plain HTTP requests only: proxies enforce it on the WebSocket.
+  checksOriginOnUpgrade: false,
 };
 
 /** Pinned npm versions: the server and the two Redis plugins known to work with it (cluster

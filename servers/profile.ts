@@ -36,6 +36,17 @@ export interface ServerProfile {
   /** Server-side heartbeat interval. Proxy read/send and ALB idle timeouts must exceed it, or idle
    * sockets are cut between two pings. */
   readonly pingIntervalSeconds: number;
+  /** The server itself refuses WebSocket handshakes whose `Origin` is outside `allowedOrigins`
+   * (Centrifugo does; deepstream 7 checks plain HTTP requests only). When false or absent, every
+   * frontend that can read the header (nginx http mode, the ALB) enforces the allowed origins on
+   * this backend's WebSocket routes, and a frontend that cannot (nginx stream mode) is refused by
+   * config validation while origins are set. */
+  readonly checksOriginOnUpgrade?: boolean;
+}
+
+/** Whether proxies must enforce `allowedOrigins` for this backend (see `checksOriginOnUpgrade`). */
+export function proxyEnforcesOrigins(profile: ServerProfile): boolean {
+  return profile.checksOriginOnUpgrade !== true;
 }
 
 /** The largest ping interval among the given profiles (what proxy timeouts must stay above). */
