@@ -118,6 +118,10 @@ export interface NginxProxyArgs {
   readonly maxConnections?: number;
   /** @default the nginx renderer's defaults (idle above the backends' ping intervals) */
   readonly timeouts?: NginxTimeouts;
+  /** Browser origins allowed on the WebSocket routes of backends whose servers do not check them
+   * (`proxyEnforcesOrigins`); http mode only: stream listeners cannot read the handshake.
+   * @default any origin */
+  readonly allowedOrigins?: readonly string[];
   /** nginx release compiled at boot. @default the build renderer's NGINX_STABLE_VERSION */
   readonly nginxVersion?: string;
   /** Expected sha256 of the source tarball, checked besides its PGP signature. @default undefined */
@@ -152,6 +156,7 @@ function proxyHostNginxSpec(args: NginxProxyArgs, nodeAddresses: readonly (reado
       hstsMaxAgeSeconds: args.hstsMaxAgeSeconds ?? NGINX_PROXY_DEFAULTS.hstsMaxAgeSeconds,
       ...(args.maxConnections !== undefined ? { maxConnections: args.maxConnections } : {}),
       ...(args.timeouts ? { timeouts: args.timeouts } : {}),
+      ...(args.allowedOrigins?.length ? { allowedOrigins: args.allowedOrigins } : {}),
     },
     args.backends.map((backend, index) => ({
       profile: backend.profile,

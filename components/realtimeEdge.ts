@@ -151,6 +151,7 @@ export class RealtimeEdge extends pulumi.ComponentResource {
           mode: nginx.mode,
           balance: nginx.balance,
           allowedCidrs: config.allowedCidrs,
+          allowedOrigins: config.allowedOrigins,
           hstsMaxAgeSeconds: config.tls.hstsMaxAgeSeconds,
           maxConnections: config.maxConnections,
           timeouts: config.timeouts,

@@ -47,12 +47,18 @@ export const PROXY_DEFAULTS = {
    * whatever the target, so capacity there is a sizing decision per stack (Pulumi.prod.yaml sets
    * 50,000), as nginx's and HAProxy's own conservative defaults leave it too. */
   maxConnections: 8192,
-  /** Time to connect to a node. Nodes sit in the same VPC and a healthy one accepts within
-   * milliseconds, but Linux retransmits a lost SYN after 1 s and again after 3 s: 5 s rides out two
-   * lost SYNs, the value ingress-nginx and Envoy default to. It matters because a connect timeout on
-   * a WebSocket route is not retried on the next node (only errors are; see nginx/conf.ts), so the
-   * client would get a 504; a blackholed node costs a client 5 s before that answer. */
-  connectSeconds: 5,
+  /** Time to connect to a node before trying the next one. Nodes sit in the same VPC and a healthy
+   * one accepts within milliseconds; Linux retransmits a lost SYN after 1 s, so 2 s rides out one
+   * lost SYN. A node that drops SYNs (crashed host, partition) holds no connections, so least_conn
+   * keeps choosing it: every new handshake waits this long there before nginx moves it to the next
+   * node (see nginx/conf.ts). Hence shorter than ingress-nginx's 5 s. */
+  connectSeconds: 2,
+  /** Accept queue of each public listening socket (nginx `listen ... backlog=`) and the kernel caps
+   * it is bounded by (`net.core.somaxconn`, `net.ipv4.tcp_max_syn_backlog`, set by the build
+   * script). nginx asks for 511 unless told otherwise. After a reload closes old workers' WebSockets
+   * (worker_shutdown_timeout), every client reconnects at once; with reuseport each worker's queue
+   * takes its share, and a handshake beyond a full queue loses its SYN and waits 1 s, then 3 s. */
+  listenBacklog: 65535,
 } as const;
 
 /** Idle timeout = IDLE_PING_FACTOR x the largest ping interval + IDLE_MARGIN_SECONDS. */

@@ -502,7 +502,7 @@ export const keys = {
     schema: integerIn(1, 75),
     default: PROXY_DEFAULTS.connectSeconds,
     allowed: 'an integer from 1 to 75',
-    description: 'nginx proxy_connect_timeout: how long to wait for a node to accept. Stream listeners and plain-HTTP routes then try the next node; a WebSocket handshake is answered 504.',
+    description: 'nginx proxy_connect_timeout: how long to wait for a node to accept before trying the next one (every route and stream listener). A node that drops connections costs each handshake that long, so keep it short; 2 s rides out one lost SYN.',
   }),
   maxConnections: defineKey({
     key: 'maxConnections',

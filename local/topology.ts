@@ -260,6 +260,7 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
           // No HSTS: a browser would remember "HTTPS only" for localhost for as long as max-age.
           ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
           ...(options.timeouts ? { timeouts: options.timeouts } : {}),
+          ...(options.allowedOrigins?.length ? { allowedOrigins: options.allowedOrigins } : {}),
         },
         [deepstream],
         {

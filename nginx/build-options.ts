@@ -3,7 +3,7 @@
  * (each decided once, here) and their validation.
  */
 import { z } from 'zod';
-import { NGINX_STABLE_VERSION } from '../config/proxy-defaults';
+import { NGINX_STABLE_VERSION, PROXY_DEFAULTS } from '../config/proxy-defaults';
 
 // The default release is also the stack's nginxVersion default, so it is decided in the base layer.
 export { NGINX_STABLE_VERSION };
@@ -151,8 +151,8 @@ export function resolveNginxSysctlSettings(
   overrides: Partial<NginxSysctlSettings> = {},
 ): NginxSysctlSettings {
   return {
-    somaxconn: overrides.somaxconn ?? 65535,
-    tcpMaxSynBacklog: overrides.tcpMaxSynBacklog ?? 65535,
+    somaxconn: overrides.somaxconn ?? PROXY_DEFAULTS.listenBacklog,
+    tcpMaxSynBacklog: overrides.tcpMaxSynBacklog ?? PROXY_DEFAULTS.listenBacklog,
     localPortRange: overrides.localPortRange ?? DEFAULT_LOCAL_PORT_RANGE,
     // Several workers each up to limitNofile, plus everything else on the host.
     fileMax: overrides.fileMax ?? Math.max(2_097_152, limitNofile * 4),

@@ -26,6 +26,9 @@ export const NGINX_DEFAULTS = {
   redirectHttpPort: 80,
   serverName: '_',
   reuseport: true,
+  /** `backlog=` of every public listener; see PROXY_DEFAULTS.listenBacklog (the kernel caps it at
+   * net.core.somaxconn, which the build script raises to the same value). */
+  listenBacklog: PROXY_DEFAULTS.listenBacklog,
   streamModule: { kind: 'static' } as const,
   streamModulePath: '/usr/lib/nginx/modules/ngx_stream_module.so',
   /** Idle upstream connections each worker keeps per plain-HTTP upstream. */

@@ -5,7 +5,8 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import type { RouteKind, ServerProfile } from '../servers/profile';
+import { proxyEnforcesOrigins, type RouteKind, type ServerProfile } from '../servers/profile';
+import { originSchema } from '../servers/validate';
 import {
   defaultIdleTimeoutSeconds,
   ERROR_PAGE_FILE,
@@ -76,6 +77,8 @@ export interface ResolvedLocation {
   /** URI that replaces the matched path in `proxy_pass` (prefix stripping); null passes the URI unchanged. */
   readonly proxyPassUri: string | null;
   readonly backendName: string;
+  /** Refuse handshakes from origins outside `ResolvedHttp.allowedOrigins` here. */
+  readonly checksOrigin: boolean;
 }
 
 export interface ResolvedHttp {
@@ -88,6 +91,8 @@ export interface ResolvedHttp {
   readonly locations: readonly ResolvedLocation[];
   /** Whether some backend routes the prefix location `/` (otherwise `/` answers 404). */
   readonly rootClaimed: boolean;
+  /** Empty = any origin. */
+  readonly allowedOrigins: readonly string[];
 }
 
 export interface ResolvedStreamListener {
@@ -185,6 +190,7 @@ const profileSchema = z.looseObject(
     port: port(),
     routes: z.array(routeSchema, allowed('a list of routes')).min(1, allowed('at least one route')),
     pingIntervalSeconds: positiveSeconds(3600),
+    checksOriginOnUpgrade: z.boolean(allowed('true or false')).optional(),
   },
   allowed('a ServerProfile from servers/'),
 );
@@ -238,8 +244,9 @@ const httpSchema = strict(
     tls: tlsSchema.nullable().optional(),
     redirectHttpPort: port().nullable().optional(),
     backends: z.array(backendSchema, allowed('a list of backends')).min(1, allowed('at least one backend')),
+    allowedOrigins: z.array(originSchema, allowed('a list of origins such as https://app.example.com')).optional(),
   },
-  'an http frontend {backends, listenPort?, serverName?, tls?, redirectHttpPort?}',
+  'an http frontend {backends, listenPort?, serverName?, tls?, redirectHttpPort?, allowedOrigins?}',
 );
 
 const streamSchema = strict(
@@ -465,6 +472,7 @@ function resolveHttp(http: NonNullable<NginxSpec['http']>): ResolvedHttp {
       `${http.redirectHttpPort} redirects to https, which needs http.tls; set http.tls or set redirectHttpPort to null`,
     );
   }
+  const allowedOrigins = [...new Set(http.allowedOrigins ?? [])];
   const upstreams: ResolvedUpstream[] = [];
   const locations: ResolvedLocation[] = [];
   const claimedBy = new Map<string, string>([[`/${ERROR_PAGE_FILE}`, 'the custom error page']]);
@@ -508,6 +516,7 @@ function resolveHttp(http: NonNullable<NginxSpec['http']>): ResolvedHttp {
         upstream: upstreamNames[route.kind],
         proxyPassUri: mount.prefix ? route.path : null,
         backendName: name,
+        checksOrigin: route.kind === 'websocket' && allowedOrigins.length > 0 && proxyEnforcesOrigins(mount.profile),
       });
     });
   });
@@ -521,6 +530,7 @@ function resolveHttp(http: NonNullable<NginxSpec['http']>): ResolvedHttp {
     upstreams,
     locations,
     rootClaimed: locations.some((location) => location.path === '/' && !location.exact),
+    allowedOrigins,
   };
 }
 

@@ -50,6 +50,7 @@ export const TLS_CURVES = ['X25519', 'prime256v1', 'secp384r1'] as const;
 
 /** Shared memory zone names are global across http and stream: each context needs its own. */
 const TLS_SESSION_ZONES = { http: 'realtime_edge_http_tls', stream: 'realtime_edge_stream_tls' } as const;
+const ORIGIN_REFUSED = '$realtime_edge_origin_refused';
 const LOG_FORMATS = { http: 'realtime_edge', stream: 'realtime_edge_stream' } as const;
 
 type Lines = string[];
@@ -65,7 +66,19 @@ function comment(...text: string[]): Lines {
 
 function listen(model: ResolvedNginx, port: number, options: { tls: boolean; reuseport: boolean }): string {
   const address = model.listenAddress ? formatAddress(model.listenAddress, port) : String(port);
-  return `listen ${address}${options.tls ? ' ssl' : ''}${options.reuseport ? ' reuseport' : ''};`;
+  const flags = [options.tls ? 'ssl' : '', options.reuseport ? 'reuseport' : '', `backlog=${NGINX_DEFAULTS.listenBacklog}`];
+  return `listen ${[address, ...flags].filter(Boolean).join(' ')};`;
+}
+
+/** An allowed origin as a `map` source: the string itself, or a case-insensitive anchored regex
+ * when it has `*` wildcards (which match host characters only, never `/` or `:`). */
+function originMapKey(origin: string): string {
+  if (!origin.includes('*')) return `"${origin}"`;
+  const pattern = origin
+    .split('*')
+    .map((part) => part.replace(/[.]/g, '\\.'))
+    .join('[a-z0-9.-]*');
+  return `"~*^${pattern}$"`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -186,9 +199,9 @@ const LONG_LIVED_UPSTREAM_NOTES = [
   'Passive health checks are off (max_fails=0) on long-lived upstreams. nginx clears a failed node only',
   'when a request to it completes, and an upgraded WebSocket or a TCP session completes only when it',
   'closes: a node that failed once (a restart) would get one probe connection per fail_timeout and stay',
-  'starved for as long as that socket lives. Dead nodes are skipped per connection instead: a refused',
-  'or reset connect is retried on the next server (proxy_next_upstream), and a short',
-  'proxy_connect_timeout bounds the wait for a silent node.',
+  'starved for as long as that socket lives. Dead nodes are skipped per connection instead: a refused,',
+  'reset or timed-out connect is retried on the next server (proxy_next_upstream), and a short',
+  'proxy_connect_timeout bounds what a silent node costs each handshake.',
 ];
 
 const HTTP_UPSTREAM_NOTES = [
@@ -241,7 +254,9 @@ function proxyHeaders(kind: ResolvedLocation['kind']): Lines {
 
 function locationBlock(location: ResolvedLocation, upstream: ResolvedUpstream, model: ResolvedNginx): Lines {
   const head = location.exact ? `location = ${location.path}` : `location ${location.path}`;
-  const body: Lines = [`proxy_pass http://${location.upstream}${location.proxyPassUri ?? ''};`, ...proxyHeaders(location.kind)];
+  const body: Lines = [];
+  if (location.checksOrigin) body.push(...block(`if (${ORIGIN_REFUSED})`, ['return 403;']));
+  body.push(`proxy_pass http://${location.upstream}${location.proxyPassUri ?? ''};`, ...proxyHeaders(location.kind));
   body.push(`proxy_connect_timeout ${model.connectSeconds}s;`);
   if (location.kind === 'websocket') {
     body.push(
@@ -249,12 +264,9 @@ function locationBlock(location: ResolvedLocation, upstream: ResolvedUpstream, m
       `proxy_buffer_size ${NGINX_DEFAULTS.longLivedProxyBufferSize};`,
       `proxy_read_timeout ${model.idleSeconds}s;`,
       `proxy_send_timeout ${model.idleSeconds}s;`,
-      'proxy_next_upstream error;',
-      `proxy_next_upstream_tries ${upstream.nextUpstreamTries};`,
     );
-  } else {
-    body.push('proxy_next_upstream error timeout;', `proxy_next_upstream_tries ${upstream.nextUpstreamTries};`);
   }
+  body.push('proxy_next_upstream error timeout;', `proxy_next_upstream_tries ${upstream.nextUpstreamTries};`);
   const note = location.proxyPassUri !== null ? ` (prefix stripped: ${location.path} -> ${location.proxyPassUri})` : '';
   return [...comment(`${location.backendName}, ${location.kind}${note}`), ...block(head, body)];
 }
@@ -282,9 +294,11 @@ function mainServer(http: ResolvedHttp, model: ResolvedNginx): Lines {
     ...block(`location = /${ERROR_PAGE_FILE}`, ['internal;', `root ${model.paths.errorPageRoot};`, 'default_type text/html;']),
     '',
     ...comment(
-      'WebSocket routes: no buffering; read/send timeouts above the servers\' ping interval. An error',
-      'before the upstream answered (refused, reset) moves to the next server; a timeout never does, so',
-      'a handshake is not replayed to a second node while a slow first one may still accept it.',
+      'WebSocket routes: no buffering; read/send timeouts above the servers\' ping interval. A handshake',
+      'that fails before the node answered (refused, reset, or a connect timeout: a silent node that',
+      'least_conn would keep choosing, since it holds no connections) moves to the next server. nginx',
+      'closes the first connection before it tries the next, and never retries once the 101 reached',
+      'the client, so no handshake makes two sessions.',
       'Prefixed backends are stripped by proxy_pass URI replacement (no rewrite).',
     ),
   );
@@ -361,6 +375,18 @@ function httpContext(model: ResolvedNginx): Lines {
         ...block('map $http_upgrade $connection_upgrade', ['default upgrade;', "'' close;"]),
       );
     }
+    const originChecked = [...new Set(http.locations.filter((l) => l.checksOrigin).map((l) => l.backendName))];
+    if (originChecked.length > 0) {
+      body.push(
+        '',
+        ...comment(
+          `${originChecked.join(', ')} ${originChecked.length === 1 ? 'does' : 'do'} not check Origin on WebSocket handshakes: browsers on other`,
+          'sites are refused here. Requests without Origin (non-browser clients) pass; strings match',
+          'ignoring case, and a * in an allowed host matches any run of host characters.',
+        ),
+        ...block(`map $http_origin ${ORIGIN_REFUSED}`, ['default 1;', "'' 0;", ...http.allowedOrigins.map((o) => `${originMapKey(o)} 0;`)]),
+      );
+    }
     const longLived = http.upstreams.some((u) => u.purpose === 'websocket');
     body.push('', ...comment(...(longLived ? [...LONG_LIVED_UPSTREAM_NOTES, ''] : []), ...HTTP_UPSTREAM_NOTES), '');
     const cookieNames = http.upstreams.map((u) => cookieOfHashKey(u.balance.hashKey)).filter((c): c is string => c !== null);
@@ -385,6 +411,7 @@ function httpContext(model: ResolvedNginx): Lines {
         ),
       );
     }
+    body.push(...LISTEN_BACKLOG_NOTE);
     body.push(...mainServer(http, model), '');
     const redirect = redirectServer(http, model);
     if (redirect.length > 0) body.push(...redirect, '');
@@ -397,6 +424,12 @@ function httpContext(model: ResolvedNginx): Lines {
 // ---------------------------------------------------------------------------------------------
 // stream
 // ---------------------------------------------------------------------------------------------
+
+const LISTEN_BACKLOG_NOTE = comment(
+  `backlog=${NGINX_DEFAULTS.listenBacklog} (nginx asks for 511; the kernel caps it at net.core.somaxconn, which the build`,
+  'raises to match): a reload closes the old workers\' WebSockets and every client reconnects at once;',
+  'a handshake beyond a full accept queue loses its SYN and waits 1 s, then 3 s.',
+);
 
 function streamServer(listener: ResolvedStreamListener, model: ResolvedNginx): Lines {
   const { upstream } = listener;
@@ -429,6 +462,7 @@ function streamContext(model: ResolvedNginx, listeners: readonly ResolvedStreamL
   }
   body.push('', ...comment(...LONG_LIVED_UPSTREAM_NOTES), '');
   for (const listener of listeners) body.push(...upstreamBlock(listener.upstream), '');
+  body.push(...LISTEN_BACKLOG_NOTE);
   for (const listener of listeners) body.push(...streamServer(listener, model), '');
   body.pop();
   return block('stream', body);

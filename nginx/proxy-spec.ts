@@ -56,6 +56,9 @@ export interface ProxySettings {
   readonly maxConnections?: number;
   /** @default the renderer's (idle above the mounted backends' ping intervals) */
   readonly timeouts?: NginxTimeouts;
+  /** Browser origins allowed on http-mode WebSocket routes of servers that do not check them
+   * (`HttpFrontendSpec.allowedOrigins`). @default any origin */
+  readonly allowedOrigins?: readonly string[];
 }
 
 /** What differs between places nginx runs (EC2 host, local run folder), never what it proxies. */
@@ -204,6 +207,7 @@ export function proxyNginxSpec(
             serverName: settings.domain ?? NGINX_DEFAULTS.serverName,
             tls,
             backends: httpMounts,
+            ...(settings.allowedOrigins?.length ? { allowedOrigins: settings.allowedOrigins } : {}),
           },
         }
       : {}),

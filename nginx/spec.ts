@@ -50,6 +50,12 @@ export interface HttpFrontendSpec {
   /** With TLS: a plain listener on this port answering 301 to https. Default 80; `null` disables it. */
   readonly redirectHttpPort?: number | null;
   readonly backends: readonly BackendMount[];
+  /** Browser origins (`https://app.example.com`, `*` wildcards in the host) allowed on the WebSocket
+   * routes of backends whose servers do not check `Origin` themselves (`proxyEnforcesOrigins`): a
+   * handshake with another `Origin` is answered 403; one without the header (non-browser clients)
+   * passes. Empty or absent = any origin. Stream listeners pass the handshake through unread and
+   * cannot check it. */
+  readonly allowedOrigins?: readonly string[];
 }
 
 /** Layer-4 front: a TCP (optionally TLS-terminating) listener passing bytes to one backend's nodes. */
@@ -60,7 +66,7 @@ export interface StreamListenerSpec {
 }
 
 export interface NginxTimeouts {
-  /** proxy_connect_timeout (http and stream); default PROXY_DEFAULTS.connectSeconds (5 s). */
+  /** proxy_connect_timeout (http and stream); default PROXY_DEFAULTS.connectSeconds (2 s). */
   readonly connectSeconds?: number;
   /** proxy_read_timeout / proxy_send_timeout on WebSocket routes and stream proxy_timeout.
    * Default: well above the largest ping interval of the mounted profiles (`defaultIdleTimeoutSeconds`);

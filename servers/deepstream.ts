@@ -155,8 +155,8 @@ const nodeInputSchema = configSpecSchema.extend({
  *   sits in the file.
  * - Origins: deepstream 7 checks `Origin` only on plain HTTP requests, never on WebSocket
  *   upgrades, and the check also answers 403 to health checks (the ALB and nginx send no Origin).
- *   So CORS stays open here and `allowedOrigins` is recorded as a comment; enforce origins in
- *   front of deepstream.
+ *   So CORS stays open here and `allowedOrigins` is recorded as a comment; the frontends enforce
+ *   it on the WebSocket route (the profile's `checksOriginOnUpgrade: false`).
  */
 export function renderDeepstreamConfig(spec: DeepstreamConfigSpec): string {
   parseOrThrow(configSpecSchema, spec, `deepstream config (node ${JSON.stringify(spec.nodeName)})`);
@@ -206,7 +206,7 @@ export function renderDeepstreamConfig(spec: DeepstreamConfigSpec): string {
     if (isMap(httpServer)) {
       httpServer.commentBefore =
         ' deepstream checks Origin on HTTP requests only (not WebSocket upgrades) and would refuse\n' +
-        ' health checks without one, so CORS is open; origins to enforce in front of it:\n' +
+        ' health checks without one, so CORS is open; the frontends allow WebSockets from:\n' +
         origins.map((o) => ` - ${o}`).join('\n');
     }
   }

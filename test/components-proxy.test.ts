@@ -150,6 +150,20 @@ describe('in-place config updates', () => {
   });
 });
 
+describe('allowed origins (prod stack)', () => {
+  test("nginx refuses other origins on deepstream's WebSocket route only: Centrifugo checks its own", () => {
+    const conf = decodeConf(runs.prod.registry.named(TYPES.association, 'edge-proxy-apply'));
+    const map = /map \$http_origin \$(\w+) \{([^}]*)\}/.exec(conf);
+    expect(map).not.toBeNull();
+    expect(map![2]).toContain('"https://app.example.com" 0;');
+    expect(map![2]).toContain('"https://admin.example.com" 0;');
+    expect(map![2]).toMatch(/default 1;/);
+    const gated = [...conf.matchAll(/location ([^ {]+) \{\s*if \(\$(\w+)\) \{\s*return 403;/g)].map((m) => [m[1], m[2]]);
+    expect(gated).toEqual([['/deepstream', map![1]]]);
+    expect(decodeConf(runs.base.registry.named(TYPES.association, 'edge-proxy-apply'))).not.toContain('$http_origin');
+  });
+});
+
 describe.each(['base', 'changed', 'prod'] as const)('%s: what the hosts run', (which) => {
   let prefix: NginxTestPrefix;
   beforeAll(() => {

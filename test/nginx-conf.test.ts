@@ -5,7 +5,7 @@
  * error; properties over random specs.
  */
 import { X509Certificate } from 'node:crypto';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -23,6 +23,7 @@ import {
   renderErrorPage,
   renderNginxConf,
 } from '../nginx/conf';
+import { PROXY_DEFAULTS } from '../config/proxy-defaults';
 import type { BackendMount, BalanceStrategy, NginxSpec, UpstreamServer } from '../nginx/spec';
 import { centrifugoProfile } from '../servers/centrifugo';
 import { deepstreamProfile } from '../servers/deepstream';
@@ -293,10 +294,10 @@ describe('renderNginxConf: structure', () => {
     }
   });
 
-  it('retries WebSocket routes on connection errors only, with bounded tries', () => {
+  it('retries WebSocket routes on errors and timeouts before the node answered, with bounded tries', () => {
     const tree = parseNginxConf(renderNginxConf(fullSpec(prefix)));
     for (const location of locations(tree).filter((l) => upstreamOf(l).endsWith('_ws'))) {
-      expect(childArgs(location, 'proxy_next_upstream')).toEqual(['error']);
+      expect(childArgs(location, 'proxy_next_upstream')).toEqual(['error', 'timeout']);
       const tries = Number(childArgs(location, 'proxy_next_upstream_tries')![0]);
       expect(tries).toBeGreaterThanOrEqual(1);
       expect(tries).toBeLessThanOrEqual(3);
@@ -398,10 +399,22 @@ describe('renderNginxConf: structure', () => {
     expect(idleOf({ http: { backends: [cf()] }, timeouts: { idleSeconds: 300 }, paths: prefix.paths })).toEqual(['300s']);
   });
 
-  it('puts reuseport on public listeners by default and never on the status listener', () => {
+  it('puts reuseport and the raised backlog on public listeners, never on the status listener', () => {
     const listens = (spec: NginxSpec) => findDirectives(parseNginxConf(renderNginxConf(spec)), 'listen').map(({ directive }) => directive.args);
-    expect(listens(fullSpec(prefix))).toEqual([['443', 'ssl', 'reuseport'], ['80', 'reuseport'], ['127.0.0.1:8081'], ['6021', 'ssl', 'reuseport'], ['6022', 'reuseport']]);
-    expect(listens({ ...fullSpec(prefix), reuseport: false, statusPort: null, listenAddress: '10.1.2.3' })).toEqual([['10.1.2.3:443', 'ssl'], ['10.1.2.3:80'], ['10.1.2.3:6021', 'ssl'], ['10.1.2.3:6022']]);
+    const backlog = `backlog=${PROXY_DEFAULTS.listenBacklog}`;
+    expect(listens(fullSpec(prefix))).toEqual([
+      ['443', 'ssl', 'reuseport', backlog],
+      ['80', 'reuseport', backlog],
+      ['127.0.0.1:8081'],
+      ['6021', 'ssl', 'reuseport', backlog],
+      ['6022', 'reuseport', backlog],
+    ]);
+    expect(listens({ ...fullSpec(prefix), reuseport: false, statusPort: null, listenAddress: '10.1.2.3' })).toEqual([
+      ['10.1.2.3:443', 'ssl', backlog],
+      ['10.1.2.3:80', backlog],
+      ['10.1.2.3:6021', 'ssl', backlog],
+      ['10.1.2.3:6022', backlog],
+    ]);
   });
 });
 
@@ -505,9 +518,9 @@ interface Hello {
 }
 
 /** Opens a WebSocket, reads the upstream's hello, round-trips one message and closes. */
-function webSocketHello(url: string, ca?: Buffer): Promise<Hello> {
+function webSocketHello(url: string, ca?: Buffer, origin?: string): Promise<Hello> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { ca });
+    const ws = new WebSocket(url, { ca, ...(origin ? { origin } : {}) });
     let hello: Hello | null = null;
     ws.on('unexpected-response', (_req, res) => {
       ws.terminate();
@@ -724,19 +737,102 @@ describe('a real nginx running the rendered config', () => {
   });
 });
 
-describe('a real nginx: a timed-out WebSocket handshake is never replayed on another node', () => {
-  it('answers 504 for the silent node and sends the other connection to the live node once', async () => {
+/**
+ * A node that never accepts: a listener in a stopped process whose accept queue is already full, so
+ * the kernel drops every further SYN, as with a crashed host or a security group that drops traffic.
+ */
+async function startUnreachable(): Promise<{ port: number; close(): Promise<void> }> {
+  const child = spawn(process.execPath, [
+    '-e',
+    "const s = require('net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => process.stdout.write(String(s.address().port) + '\\n'));",
+  ]);
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.once('data', (data: Buffer) => resolve(Number(data.toString().trim())));
+    child.once('exit', (code) => reject(new Error(`listener exited with ${code}`)));
+  });
+  child.kill('SIGSTOP');
+  const fillers: net.Socket[] = [];
+  // backlog 1 holds two completed handshakes; a few more make sure the queue is full.
+  for (let index = 0; index < 4; index += 1) {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    fillers.push(socket);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  return {
+    port,
+    close: async () => {
+      for (const socket of fillers) socket.destroy();
+      child.kill('SIGKILL');
+      await new Promise((resolve) => child.once('exit', resolve));
+    },
+  };
+}
+
+describe('a real nginx: allowed origins on WebSocket routes of servers that do not check them', () => {
+  it('refuses other origins with 403 for such a server, passes requests without Origin, leaves a checking server alone', async () => {
+    const run = makeNginxPrefix('origins');
+    const unchecked = await startEcho('UNCHECKED');
+    const checking = await startEcho('CHECKING');
+    let nginx: RunningNginx | undefined;
+    try {
+      const [listenPort] = await freePorts(1);
+      const spec: NginxSpec = {
+        http: {
+          listenPort,
+          allowedOrigins: ['https://app.example.com', 'https://*.example.org:8443'],
+          backends: [
+            { profile: { ...echoProfile, checksOriginOnUpgrade: false }, servers: [{ host: '127.0.0.1', port: unchecked.port }] },
+            { profile: { ...echoProfile, name: 'checking', checksOriginOnUpgrade: true }, prefix: '/checking', servers: [{ host: '127.0.0.1', port: checking.port }] },
+          ],
+        },
+        workerProcesses: 1,
+        statusPort: null,
+        listenAddress: '127.0.0.1',
+        paths: run.paths,
+      };
+      nginx = await startNginx(renderNginxConf(spec), { prefix: run.dir });
+      const outcome = (path: string, origin?: string) =>
+        webSocketHello(`ws://127.0.0.1:${listenPort}${path}`, undefined, origin).then(
+          (hello) => hello.node,
+          (error: { status?: number }) => error.status,
+        );
+      expect(await outcome('/socket', 'https://app.example.com')).toBe('UNCHECKED');
+      expect(await outcome('/socket', 'HTTPS://App.Example.COM')).toBe('UNCHECKED');
+      expect(await outcome('/socket', 'https://eu.rt.example.org:8443')).toBe('UNCHECKED');
+      expect(await outcome('/socket')).toBe('UNCHECKED');
+      for (const refused of ['https://evil.example', 'http://app.example.com', 'https://app.example.com.evil.example', 'https://eu.example.org', 'https://x.example.org:8443.evil', 'null']) {
+        expect([refused, await outcome('/socket', refused)]).toEqual([refused, 403]);
+      }
+      expect(unchecked.upgrades).toHaveLength(4);
+      // The checking server decides for itself: nginx passes the handshake and its Origin through.
+      expect(await outcome('/checking/socket', 'https://evil.example')).toBe('CHECKING');
+      // Plain HTTP routes of the same server are not gated (deepstream checks those itself).
+      expect((await request(`http://127.0.0.1:${listenPort}/api`, { headers: { origin: 'https://evil.example' } })).status).toBe(200);
+    } finally {
+      await nginx?.stop();
+      await unchecked.close();
+      await checking.close();
+      run.cleanup();
+    }
+  });
+});
+
+describe('a real nginx: a WebSocket handshake a node never answers moves to the next node', () => {
+  it('retries past a node that never accepts (connect timeout) and one that never answers (read timeout)', async () => {
     const run = makeNginxPrefix('timeout');
     const live = await startEcho('LIVE');
     const silent = await startBlackhole();
+    const unreachable = await startUnreachable();
     let nginx: RunningNginx | undefined;
     try {
       const [listenPort] = await freePorts(1);
       const quickProfile: ServerProfile = { ...echoProfile, name: 'quick', pingIntervalSeconds: 1 };
+      const servers = [unreachable.port, silent.port, live.port].map((port) => ({ host: '127.0.0.1', port }));
       nginx = await startNginx(
         renderNginxConf({
-          http: { listenPort, backends: [{ profile: quickProfile, servers: [{ host: '127.0.0.1', port: silent.port }, { host: '127.0.0.1', port: live.port }] }] },
-          timeouts: { idleSeconds: 2 },
+          http: { listenPort, backends: [{ profile: quickProfile, servers }] },
+          timeouts: { idleSeconds: 2, connectSeconds: 1 },
           workerProcesses: 1,
           statusPort: null,
           listenAddress: '127.0.0.1',
@@ -744,18 +840,21 @@ describe('a real nginx: a timed-out WebSocket handshake is never replayed on ano
         }),
         { prefix: run.dir },
       );
-      const outcomes = await Promise.allSettled([
-        webSocketHello(`ws://127.0.0.1:${listenPort}/socket`),
-        webSocketHello(`ws://127.0.0.1:${listenPort}/socket`),
-      ]);
-      const statuses = outcomes.map((o) => (o.status === 'fulfilled' ? o.value.node : (o.reason as { status?: number }).status));
-      expect(statuses.sort()).toEqual([504, 'LIVE'].sort());
-      expect(silent.accepted()).toBe(1);
-      expect(live.upgrades).toEqual(['/socket']);
+      // Round robin starts at the unreachable node: the first handshake waits out the connect
+      // timeout there, then the read timeout on the silent node, then reaches the live one.
+      const first = await webSocketHello(`ws://127.0.0.1:${listenPort}/socket`);
+      const second = await webSocketHello(`ws://127.0.0.1:${listenPort}/socket`);
+      expect([first.node, second.node]).toEqual(['LIVE', 'LIVE']);
+      expect(live.upgrades).toEqual(['/socket', '/socket']);
+      expect(silent.accepted()).toBeGreaterThanOrEqual(1);
+      const errors = readFileSync(run.paths.errorLog, 'utf8');
+      expect(errors).toMatch(new RegExp(`upstream timed out \\(110: Connection timed out\\) while connecting to upstream.*127\\.0\\.0\\.1:${unreachable.port}`));
+      expect(errors).toMatch(new RegExp(`upstream timed out .* while reading response header from upstream.*127\\.0\\.0\\.1:${silent.port}`));
     } finally {
       await nginx?.stop();
       await live.close();
       await silent.close();
+      await unreachable.close();
       run.cleanup();
     }
   });
@@ -796,6 +895,7 @@ const invalid: Array<[string, () => unknown, string, RegExp]> = [
   ['no upstream servers', () => withHttp({ backends: [ds([])] }), 'http.backends[0].servers', /at least one upstream server/],
   ['bad server port', () => withHttp({ backends: [ds([{ host: '10.0.0.1', port: 70000 }])] }), 'http.backends[0].servers[0].port', /70000 is not valid; allowed: a TCP port, an integer from 1 to 65535/],
   ['bad listen port', () => withHttp({ listenPort: 0 }), 'http.listenPort', /0 is not valid; allowed: a TCP port/],
+  ['an origin with a path', () => withHttp({ allowedOrigins: ['https://app.example.com/x'] }), 'http.allowedOrigins[0]', /https:\/\/app\.example\.com\/x.*origin like https:\/\/app\.example\.com/],
   ['TLS without certificate', () => withHttp({ tls: { keyPath: '/k.pem' } as never }), 'http.tls.certificatePath', /required; allowed: an absolute path/],
   ['TLS key not absolute', () => withHttp({ tls: { certificatePath: '/c.pem', keyPath: 'key.pem' } }), 'http.tls.keyPath', /"key.pem" is not valid; allowed: an absolute path/],
   ['ip_hash in stream mode', () => withStreamBackend({ balance: { strategy: 'ip-hash' } }), 'stream.listeners[0].backend.balance.strategy', /"ip-hash" is not available in stream mode.*"hash" with hashKey "\$remote_addr".*allowed in stream mode: round-robin, least-conn, hash, random-two-least-conn/],
