@@ -48,6 +48,21 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** Exited: no such process, or a zombie (its sockets and files are closed; only its parent's wait is
+ * missing). */
+export function hasExited(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The state follows the command name, which is in parentheses and may itself hold spaces.
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+/** How long cleanStaleRuns waits for the processes it killed to exit. */
+const STALE_EXIT_TIMEOUT_MS = 5_000;
+
 /** Pids of the processes whose working directory is inside one of `folders`. */
 export function processesWorkingIn(folders: readonly string[]): number[] {
   const pids: number[] = [];
@@ -66,9 +81,10 @@ export function processesWorkingIn(folders: readonly string[]): number[] {
 
 /**
  * Ends the processes of run folders whose owner has died (a crashed or SIGKILLed run) and removes those
- * folders. Folders of live owners, e.g. a parallel test worker, are left alone. Returns the pids ended.
+ * folders. Folders of live owners, e.g. a parallel test worker, are left alone. Resolves once the
+ * ended processes have exited, so the ports they held are free again. Returns the pids ended.
  */
-export function cleanStaleRuns(): number[] {
+export async function cleanStaleRuns(): Promise<number[]> {
   if (!fs.existsSync(RUN_ROOT)) return [];
   const stale: string[] = [];
   for (const entry of fs.readdirSync(RUN_ROOT)) {
@@ -90,6 +106,9 @@ export function cleanStaleRuns(): number[] {
       // already gone
     }
   }
+  // SIGKILL is asynchronous: a process still holds its listening sockets until it has exited.
+  const deadline = Date.now() + STALE_EXIT_TIMEOUT_MS;
+  while (!pids.every(hasExited) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
   for (const folder of stale) fs.rmSync(folder, { recursive: true, force: true });
   return pids;
 }

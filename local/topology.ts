@@ -163,7 +163,7 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
     throw new Error(`ports.nodes: got ${options.ports.nodes.length} ports for ${nodeCount} nodes; allowed: one port per node`);
   }
 
-  const ended = cleanStaleRuns();
+  const ended = await cleanStaleRuns();
   if (ended.length > 0) log(`ended ${ended.length} processes left behind by an earlier run`);
 
   const ports = await resolvePorts([

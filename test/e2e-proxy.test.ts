@@ -9,6 +9,7 @@ import { renderErrorPage } from '../nginx/conf';
 import type { BalanceSpec } from '../nginx/spec';
 import { centrifugoProfile } from '../servers/centrifugo';
 import { pickFreePort } from '../local/ports';
+import { smokeCheck } from '../local/checks';
 import { startTopology, type Listener, type Topology } from '../local/topology';
 import {
   attemptUpgrade,
@@ -180,6 +181,8 @@ describe('affinity', () => {
     // Not one node for everybody: the addresses do spread over the nodes.
     const spread = Object.fromEntries([...landed].map(([address, nodes]) => [address, [...nodes].join()]));
     expect({ spread, nodes: new Set(Object.values(spread)).size }).toEqual({ spread, nodes: 2 });
+    // `npm run local -- --smoke` passes with affinity too, although its clients share one address.
+    expect(await smokeCheck(topology)).toMatchObject({ ok: true });
   });
 
   test('http mode: a cookie hash sends every connection with one cookie to one node', async () => {
