@@ -47,6 +47,10 @@ export const PROXY_DEFAULTS = {
    * whatever the target, so capacity there is a sizing decision per stack (Pulumi.prod.yaml sets
    * 50,000), as nginx's and HAProxy's own conservative defaults leave it too. */
   maxConnections: 8192,
+  /** The largest `maxConnections` a proxy can be sized for: each connection holds two sockets in a
+   * worker, and worker_rlimit_nofile (2 x 500,000 + 256 + 1,024) must stay under the kernel's
+   * per-process ceiling (fs.nr_open, 1,048,576 by default). */
+  maxConnectionsLimit: 500_000,
   /** Time to connect to a node before trying the next one. Nodes sit in the same VPC and a healthy
    * one accepts within milliseconds; Linux retransmits a lost SYN after 1 s, so 2 s rides out one
    * lost SYN. A node that drops SYNs (crashed host, partition) holds no connections, so least_conn

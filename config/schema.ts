@@ -508,9 +508,9 @@ export const keys = {
     key: 'maxConnections',
     kind: 'integer',
     group: 'Timeouts and limits',
-    schema: integerIn(64, 1000000),
+    schema: integerIn(64, PROXY_DEFAULTS.maxConnectionsLimit),
     default: PROXY_DEFAULTS.maxConnections,
-    allowed: 'an integer from 64 to 1000000',
+    allowed: `an integer from 64 to ${PROXY_DEFAULTS.maxConnectionsLimit}`,
     description: "Concurrent client connections each proxy host is sized for (worker_connections, file limits; EC2 hosts raise LimitNOFILE to match); also the floor of the nodes' LimitNOFILE. The default fits nginx under the 20,000 open-file limit of an unprivileged shell (npm run local); size production hosts explicitly.",
   }),
 

@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { PROXY_DEFAULTS } from '../config/proxy-defaults';
 import { proxyEnforcesOrigins, type RouteKind, type ServerProfile } from '../servers/profile';
 import { originSchema } from '../servers/validate';
 import {
@@ -278,7 +279,7 @@ const specSchema = strict(
         allowed('{kind: "static"} or {kind: "dynamic", path?: absolute path of ngx_stream_module.so}'),
       )
       .optional(),
-    maxConnections: integer(1, 500_000).optional(),
+    maxConnections: integer(1, PROXY_DEFAULTS.maxConnectionsLimit).optional(),
     workerProcesses: z
       .union([z.literal('auto'), integer(1, 1024, WORKERS_WHAT)], allowed(WORKERS_WHAT))
       .optional(),

@@ -592,6 +592,12 @@ const ruleCases: readonly RuleCase[] = [
     message: `realtime-edge:connectTimeoutSeconds: got 120; allowed: ${keys.connectTimeoutSeconds.allowed}`,
   },
   {
+    // The nginx renderer would refuse it mid-deploy (worker_rlimit_nofile above fs.nr_open).
+    name: 'a connection target above what one nginx can be sized for',
+    raw: { maxConnections: 600000 },
+    message: 'realtime-edge:maxConnections: got 600000; allowed: an integer from 64 to 500000',
+  },
+  {
     name: 'a tiny connection target',
     raw: { maxConnections: 10 },
     message: `realtime-edge:maxConnections: got 10; allowed: ${keys.maxConnections.allowed}`,
