@@ -7,7 +7,8 @@ import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 import { defaultIdleTimeoutSeconds } from '../config/proxy-defaults';
 import { keys as configKeys } from '../config/schema';
-import type { ProxyRoute, ServerProfile } from '../servers/profile';
+import { SERVER_BACKEND_NAMES } from '../servers';
+import type { ProxyRoute, RouteKind, ServerProfile } from '../servers/profile';
 import { clientFacingSecurityGroup, type CidrLists } from './network';
 import { clientUrl } from './urls';
 
@@ -32,6 +33,10 @@ export interface AlbBackendArgs {
   /** Mount the backend's routes under this path prefix, removed by a URL rewrite before
    * forwarding. @default undefined (routes at the root) */
   readonly prefix?: string;
+  /** Listener-rule priority block of this backend (see ALB_RULE_PRIORITIES); fixed per backend so
+   * adding or removing another backend never renumbers this one's rules. Required for a profile
+   * outside `serverBackends`. @default the backend's position in SERVER_BACKEND_NAMES, from 1 */
+  readonly rulePriorityBlock?: number;
 }
 
 export interface AlbFrontendArgs {
@@ -61,30 +66,100 @@ export interface AlbFrontendArgs {
   readonly tags?: Readonly<Record<string, string>>;
 }
 
+/**
+ * Where listener rules sit. AWS refuses a priority another rule still holds (PriorityInUse), and
+ * Pulumi does not order the updates of sibling rules (pulumi/pulumi-aws#175), so no rule's
+ * priority may depend on another backend's routes: renumbering on `pulumi up` can fail halfway.
+ * Each backend owns a fixed block (from its place in the server registry), each of its routes a
+ * fixed slot in that block by rank among the backend's own routes, and the one root catch-all
+ * (`/*`) sits past every block so any specific path of any backend wins over it.
+ */
+export const ALB_RULE_PRIORITIES = {
+  /** Backend block n (1-based) covers n * blockSize up to the next block. */
+  blockSize: 1000,
+  /** Priorities per route: its path rule and the rules that must match before it on the same path. */
+  routeSlotSize: 100,
+  /** The path rule's place in its slot; the priorities below it are for origin checks. */
+  pathRuleOffset: 90,
+  /** Slot of block n's root catch-all: catchAllStart + n * routeSlotSize. */
+  catchAllStart: 40000,
+  /** Highest block number: the catch-alls must stay below ALB's largest priority, 50000. */
+  maxBlock: 39,
+} as const;
+
+/** A backend's priority block: `rulePriorityBlock`, or its position in `SERVER_BACKEND_NAMES`
+ * counted from 1 (so the registry's order is load-bearing: append new servers, never reorder). */
+export function albPriorityBlock(backend: Pick<AlbBackendArgs, 'profile' | 'rulePriorityBlock'>): number {
+  const { profile } = backend;
+  const registryPosition = (SERVER_BACKEND_NAMES as readonly string[]).indexOf(profile.name) + 1;
+  const block = backend.rulePriorityBlock ?? registryPosition;
+  if (block === 0) {
+    throw new Error(
+      `ALB routes: backend ${profile.name} is not in serverBackends; give it rulePriorityBlock ` +
+        `(an integer from 1 to ${ALB_RULE_PRIORITIES.maxBlock} that no other backend uses)`,
+    );
+  }
+  if (!Number.isInteger(block) || block < 1 || block > ALB_RULE_PRIORITIES.maxBlock) {
+    throw new Error(
+      `ALB routes: rulePriorityBlock ${JSON.stringify(block)} of backend ${profile.name} is not allowed; ` +
+        `expected an integer from 1 to ${ALB_RULE_PRIORITIES.maxBlock}`,
+    );
+  }
+  return block;
+}
+
 /** One listener rule: a backend route, as ALB path patterns. */
 export interface AlbRoute {
   readonly backend: string;
+  readonly kind: RouteKind;
   readonly pathPatterns: string[];
+  /** First priority of the route's slot (see ALB_RULE_PRIORITIES). */
+  readonly slotStart: number;
+  /** Priority of the rule forwarding the path: slotStart + pathRuleOffset. */
+  readonly priority: number;
   /** Regex and replacement removing the mount prefix, when there is one. */
   readonly rewrite?: { readonly regex: string; readonly replace: string };
 }
 
-/** The listener rules for the given backends, most specific first (ALB stops at the first match,
- * in priority order). nginx prefix semantics carry over: `/deepstream` matches `/deepstream*`. */
-export function albRoutes(backends: readonly Pick<AlbBackendArgs, 'profile' | 'prefix'>[]): AlbRoute[] {
-  const routes = backends.flatMap(({ profile, prefix = '' }) =>
-    profile.routes.map((route: ProxyRoute) => {
-      const literal = `${prefix}${route.path}`;
-      const pattern = route.exact ? literal : `${literal}*`;
+/** The listener rules for the given backends in priority order (ALB stops at the first match).
+ * nginx prefix semantics carry over: `/deepstream` matches `/deepstream*`, and a more specific
+ * path wins; a layout in which a rule would hide a more specific one of another backend is
+ * refused rather than deployed. */
+export function albRoutes(backends: readonly Pick<AlbBackendArgs, 'profile' | 'prefix' | 'rulePriorityBlock'>[]): AlbRoute[] {
+  const blockOwners = new Map<number, string>();
+  const routes = backends.flatMap((backend) => {
+    const { profile, prefix = '' } = backend;
+    const block = albPriorityBlock(backend);
+    const owner = blockOwners.get(block);
+    if (owner !== undefined) {
+      throw new Error(`ALB routes: rule priority block ${block} is claimed by both ${owner} and ${profile.name}; give one of them another rulePriorityBlock`);
+    }
+    blockOwners.set(block, profile.name);
+    const mounted = profile.routes
+      .map((route: ProxyRoute) => ({ route, literal: `${prefix}${route.path}`, exact: route.exact === true }))
+      .map((entry) => ({ ...entry, catchAll: !entry.exact && entry.literal === '/' }))
+      .sort((a, b) => Number(b.exact) - Number(a.exact) || b.literal.length - a.literal.length);
+    const ranked = mounted.filter((entry) => !entry.catchAll);
+    const slotsPerBlock = ALB_RULE_PRIORITIES.blockSize / ALB_RULE_PRIORITIES.routeSlotSize;
+    if (ranked.length > slotsPerBlock) {
+      throw new Error(`ALB routes: backend ${profile.name} has ${ranked.length} routes; a priority block holds at most ${slotsPerBlock}`);
+    }
+    return mounted.map(({ route, literal, exact, catchAll }) => {
+      const slotStart = catchAll
+        ? ALB_RULE_PRIORITIES.catchAllStart + block * ALB_RULE_PRIORITIES.routeSlotSize
+        : block * ALB_RULE_PRIORITIES.blockSize + ranked.findIndex((entry) => entry.route === route) * ALB_RULE_PRIORITIES.routeSlotSize;
       return {
         backend: profile.name,
-        pathPatterns: [pattern],
-        exact: route.exact === true,
-        literalLength: literal.length,
+        kind: route.kind,
+        pathPatterns: [exact ? literal : `${literal}*`],
+        slotStart,
+        priority: slotStart + ALB_RULE_PRIORITIES.pathRuleOffset,
+        literal,
+        exact,
         ...(prefix ? { rewrite: { regex: `^${escapeRegex(prefix)}/(.*)$`, replace: '/$1' } } : {}),
       };
-    }),
-  );
+    });
+  });
   const seen = new Map<string, string>();
   for (const route of routes) {
     const pattern = route.pathPatterns[0];
@@ -96,9 +171,17 @@ export function albRoutes(backends: readonly Pick<AlbBackendArgs, 'profile' | 'p
     }
     seen.set(pattern, route.backend);
   }
-  return routes
-    .sort((a, b) => Number(b.exact) - Number(a.exact) || b.literalLength - a.literalLength)
-    .map(({ backend, pathPatterns, rewrite }) => ({ backend, pathPatterns, ...(rewrite ? { rewrite } : {}) }));
+  const ordered = routes.sort((a, b) => a.priority - b.priority);
+  ordered.forEach((earlier, index) => {
+    const hidden = earlier.exact ? undefined : ordered.slice(index + 1).find((later) => later.literal.startsWith(earlier.literal));
+    if (hidden) {
+      throw new Error(
+        `ALB routes: "${earlier.pathPatterns[0]}" of ${earlier.backend} (priority ${earlier.priority}) would take requests for the more ` +
+          `specific "${hidden.pathPatterns[0]}" of ${hidden.backend} (priority ${hidden.priority}); mount one of them under a prefix`,
+      );
+    }
+  });
+  return ordered.map(({ literal: _literal, exact: _exact, ...route }) => route);
 }
 
 function escapeRegex(text: string): string {
@@ -232,15 +315,14 @@ export class AlbFrontend extends pulumi.ComponentResource {
       },
       parent,
     );
-    routes.forEach((route, index) => {
-      // Named by what they match, so adding a route renumbers priorities without replacing rules.
+    for (const route of routes) {
+      // Named by what they match, so a rule keeps its resource whatever the other backends do.
       const slug = route.pathPatterns[0].replace(/[^A-Za-z0-9]+/g, '-').replace(/^-+|-+$/g, '') || 'root';
       new aws.lb.ListenerRule(
         `${name}-${route.backend}-${slug}`,
         {
           listenerArn: https.arn,
-          // Gaps of 10 leave room for hand-made rules between ours.
-          priority: (index + 1) * 10,
+          priority: route.priority,
           conditions: [{ pathPattern: { values: route.pathPatterns } }],
           actions: [{ type: 'forward', targetGroupArn: this.targetGroupArns[route.backend] }],
           transforms: route.rewrite
@@ -250,7 +332,7 @@ export class AlbFrontend extends pulumi.ComponentResource {
         },
         parent,
       );
-    });
+    }
 
     this.urls = this.dnsName.apply((dnsName) =>
       Object.fromEntries(

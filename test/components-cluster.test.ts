@@ -78,7 +78,8 @@ beforeAll(async () => {
       subnetIds: SUBNETS,
       allowedCidrs: { ipv4: ['203.0.113.0/24'], ipv6: [] },
       certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000',
-      backends: [{ profile: echoBackend.profile, nodes: echo.nodes, securityGroupId: echo.securityGroupId }],
+      // Echo is not in the server registry, so it names its own rule priority block.
+      backends: [{ profile: echoBackend.profile, nodes: echo.nodes, securityGroupId: echo.securityGroupId, rulePriorityBlock: 3 }],
     });
     echo.allowClientsFrom('alb', alb.securityGroupId);
     new DeepstreamCluster('ds', { nodeCount: 1, instanceType: 't3.small', vpcId: 'vpc-0123456789abcdef0', subnetIds: SUBNETS, redis: redis.clientArgs });
