@@ -158,13 +158,13 @@ export class HostGroup extends pulumi.ComponentResource {
       parent,
     );
     const partition = aws.getPartitionOutput({}, parent).partition;
-    new aws.iam.RolePolicyAttachment(
+    const ssmCore = new aws.iam.RolePolicyAttachment(
       `${name}-ssm-core`,
       { role: this.role.name, policyArn: pulumi.interpolate`arn:${partition}:iam::aws:policy/AmazonSSMManagedInstanceCore` },
       parent,
     );
     const policy = bootSecretsPolicy(args, aws.getRegionOutput({}, parent).region);
-    if (policy) new aws.iam.RolePolicy(`${name}-boot-secrets`, { role: this.role.id, policy }, parent);
+    const bootSecrets = policy ? new aws.iam.RolePolicy(`${name}-boot-secrets`, { role: this.role.id, policy }, parent) : undefined;
     this.instanceProfile = new aws.iam.InstanceProfile(`${name}-profile`, { role: this.role.name, tags }, parent);
 
     const lookedUp = args.amiId === undefined;
@@ -205,6 +205,9 @@ export class HostGroup extends pulumi.ComponentResource {
           // recorded AMI even when a host is replaced for another reason, so a host leaves its
           // first AMI only when `amiId` is pinned.
           ignoreChanges: lookedUp ? ['ami'] : [],
+          // The SSM agent registers, and the boot script reads its parameters, as soon as the
+          // host starts: the role must already carry those permissions, not merely exist.
+          dependsOn: [ssmCore, ...(bootSecrets ? [bootSecrets] : [])],
         },
       );
     });

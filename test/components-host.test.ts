@@ -1,6 +1,6 @@
 /**
  * HostGroup as the engine receives it (mocked providers, real component code): which AMI it
- * reports.
+ * reports, and what its instances wait for.
  */
 import * as pulumi from '@pulumi/pulumi';
 import { HostGroup, type HostGroupArgs } from '../components/host';
@@ -44,5 +44,40 @@ describe('HostGroup AMIs', () => {
     expect(await valueOf(group.latestAmiId)).toBe(instances[0].inputs.ami);
     // ... yet each host reports the one it runs.
     expect(await valueOf(group.amiIds)).toEqual([KEPT_AMI, KEPT_AMI]);
+  });
+});
+
+/** For each instance, the names of the resources it explicitly depends on (read from the options
+ * a parent transformation sees, since the mocks are not told about dependencies). */
+async function instanceDependencies(args: HostGroupArgs): Promise<Record<string, string[]>> {
+  const names = new Map<pulumi.Resource, string>();
+  const dependsOn = new Map<string, unknown>();
+  await build(args, {
+    transformations: [
+      ({ resource, name, type, opts }) => {
+        names.set(resource, name);
+        if (type === TYPES.instance) dependsOn.set(name, opts.dependsOn);
+        return undefined;
+      },
+    ],
+  });
+  return Object.fromEntries(
+    [...dependsOn].map(([name, resources]) => [name, [resources].flat().map((r) => names.get(r as pulumi.Resource)!).sort()]),
+  );
+}
+
+describe('HostGroup instances', () => {
+  test('wait for the SSM core attachment and the boot-secrets policy, not only the instance profile', async () => {
+    expect(await instanceDependencies(ARGS)).toEqual({
+      'host-0': ['hosts-boot-secrets', 'hosts-ssm-core'],
+      'host-1': ['hosts-boot-secrets', 'hosts-ssm-core'],
+    });
+  });
+
+  test('without boot reads there is no policy to wait for', async () => {
+    expect(await instanceDependencies({ ...ARGS, readableParameterArns: [] })).toEqual({
+      'host-0': ['hosts-ssm-core'],
+      'host-1': ['hosts-ssm-core'],
+    });
   });
 });
