@@ -15,6 +15,30 @@ import { clientUrl } from './urls';
 /** TLS 1.3 and 1.2 only (no 1.0/1.1), set explicitly rather than trusting the changing default. */
 export const ALB_TLS_POLICY = 'ELBSecurityPolicy-TLS13-1-2-2021-06';
 
+/** The ALB security-policy families that offer nothing below TLS 1.2 (AWS names each policy
+ * `ELBSecurityPolicy-<family>-<variant and date>`, e.g. `-TLS13-1-2-Res-2021-06`, `-FS-1-2-Res-2020-10`).
+ * Left out: `-2016-08` (the API default), `-FS-2018-06`, `-TLS13-1-0/1-1-*`, `-TLS-1-0/1-1-*`, `-FS-1-1-*`. */
+export const ALB_TLS12_POLICY_PATTERNS = [
+  'ELBSecurityPolicy-TLS13-1-2-*',
+  'ELBSecurityPolicy-TLS13-1-3-*',
+  'ELBSecurityPolicy-TLS-1-2-*',
+  'ELBSecurityPolicy-FS-1-2-*',
+] as const;
+
+/** `policy`, when it is one of the TLS 1.2+ families; an error naming the allowed patterns otherwise. */
+export function checkAlbSslPolicy(policy: string): string {
+  const allowed = ALB_TLS12_POLICY_PATTERNS.some((pattern) => {
+    const family = pattern.slice(0, -1);
+    return policy.startsWith(family) && /^[A-Za-z0-9][A-Za-z0-9-]*$/.test(policy.slice(family.length));
+  });
+  if (!allowed) {
+    throw new Error(
+      `sslPolicy: ${JSON.stringify(policy)} is not a TLS 1.2+ ALB security policy; expected a name matching ${ALB_TLS12_POLICY_PATTERNS.join(', ')}`,
+    );
+  }
+  return policy;
+}
+
 export const ALB_DEFAULTS = {
   sslPolicy: ALB_TLS_POLICY,
   stickiness: configKeys.albStickiness.default as boolean,
@@ -61,7 +85,8 @@ export interface AlbFrontendArgs {
   readonly deletionProtection?: boolean;
   /** S3 bucket for access logs. @default undefined (off) */
   readonly accessLogsBucket?: string;
-  /** @default ALB_TLS_POLICY */
+  /** HTTPS listener security policy; one of ALB_TLS12_POLICY_PATTERNS, anything admitting TLS 1.0
+   * or 1.1 is refused. @default ALB_TLS_POLICY */
   readonly sslPolicy?: string;
   readonly tags?: Readonly<Record<string, string>>;
 }
@@ -205,6 +230,7 @@ export class AlbFrontend extends pulumi.ComponentResource {
     const tags = { ...args.tags, 'realtime-edge:component': name };
     const profiles = args.backends.map((b) => b.profile);
     if (profiles.length === 0) throw new Error(`${name}: backends is empty; expected at least one backend`);
+    const sslPolicy = checkAlbSslPolicy(args.sslPolicy ?? ALB_DEFAULTS.sslPolicy);
     const routes = albRoutes(args.backends);
 
     const securityGroup = clientFacingSecurityGroup(
@@ -306,7 +332,7 @@ export class AlbFrontend extends pulumi.ComponentResource {
         loadBalancerArn: this.loadBalancer.arn,
         port: 443,
         protocol: 'HTTPS',
-        sslPolicy: args.sslPolicy ?? ALB_DEFAULTS.sslPolicy,
+        sslPolicy,
         certificateArn: args.certificateArn,
         defaultActions: [
           { type: 'fixed-response', fixedResponse: { statusCode: '404', contentType: 'text/plain', messageBody: 'no route' } },

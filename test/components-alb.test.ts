@@ -90,3 +90,22 @@ describe('listener rule priorities', () => {
     expect(() => albRoutes([{ profile: echo, rulePriorityBlock: 40 }])).toThrow(/rulePriorityBlock 40 of backend echo .* from 1 to 39/);
   });
 });
+
+describe('HTTPS security policy', () => {
+  test.each(['ELBSecurityPolicy-TLS13-1-3-2021-06', 'ELBSecurityPolicy-TLS13-1-2-Res-2021-06', 'ELBSecurityPolicy-FS-1-2-Res-2020-10', 'ELBSecurityPolicy-TLS-1-2-Ext-2018-06'])(
+    '%s (TLS 1.2+) reaches the listener',
+    async (sslPolicy) => {
+      const { mocks } = await runWithMocks(() => new AlbFrontend('alb', albArgs({ sslPolicy })));
+      expect(new Registry(mocks).named(TYPES.listener, 'alb-https').inputs.sslPolicy).toBe(sslPolicy);
+    },
+  );
+
+  test.each(['ELBSecurityPolicy-2016-08', 'ELBSecurityPolicy-FS-2018-06', 'ELBSecurityPolicy-TLS13-1-0-2021-06', 'ELBSecurityPolicy-TLS-1-1-2017-01', 'ELBSecurityPolicy-FS-1-1-2019-08', 'ELBSecurityPolicy-TLS13-1-2-'])(
+    '%s is refused, naming the arg and the allowed patterns',
+    (sslPolicy) => {
+      expect(() => new AlbFrontend('alb', albArgs({ sslPolicy }))).toThrow(
+        `sslPolicy: "${sslPolicy}" is not a TLS 1.2+ ALB security policy; expected a name matching ELBSecurityPolicy-TLS13-1-2-*, ELBSecurityPolicy-TLS13-1-3-*, ELBSecurityPolicy-TLS-1-2-*, ELBSecurityPolicy-FS-1-2-*`,
+      );
+    },
+  );
+});
