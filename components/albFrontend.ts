@@ -8,7 +8,8 @@ import * as aws from '@pulumi/aws';
 import { defaultIdleTimeoutSeconds } from '../config/proxy-defaults';
 import { keys as configKeys } from '../config/schema';
 import { SERVER_BACKEND_NAMES } from '../servers';
-import type { ProxyRoute, RouteKind, ServerProfile } from '../servers/profile';
+import { proxyEnforcesOrigins, type ProxyRoute, type RouteKind, type ServerProfile } from '../servers/profile';
+import { originSchema } from '../servers/validate';
 import { clientFacingSecurityGroup, type CidrLists } from './network';
 import { clientUrl } from './urls';
 
@@ -88,6 +89,12 @@ export interface AlbFrontendArgs {
   /** HTTPS listener security policy; one of ALB_TLS12_POLICY_PATTERNS, anything admitting TLS 1.0
    * or 1.1 is refused. @default ALB_TLS_POLICY */
   readonly sslPolicy?: string;
+  /** Browser origins (`https://app.example.com`, `*` wildcards allowed) that may open WebSockets to
+   * backends that do not check Origin themselves (`proxyEnforcesOrigins`). On those backends'
+   * `websocket` routes the ALB answers 403 to a handshake whose Origin header is present and not
+   * listed; requests without an Origin header (non-browser clients) pass. A plain list, not an
+   * Input: the number of listener rules depends on it. @default [] (any origin) */
+  readonly allowedOrigins?: readonly string[];
   readonly tags?: Readonly<Record<string, string>>;
 }
 
@@ -104,7 +111,9 @@ export const ALB_RULE_PRIORITIES = {
   blockSize: 1000,
   /** Priorities per route: its path rule and the rules that must match before it on the same path. */
   routeSlotSize: 100,
-  /** The path rule's place in its slot; the priorities below it are for origin checks. */
+  /** Rules admitting the allowed origins fill the slot from its start, up to this offset. */
+  originRefusedOffset: 80,
+  /** The path rule's place in its slot, after the origin checks on the same path. */
   pathRuleOffset: 90,
   /** Slot of block n's root catch-all: catchAllStart + n * routeSlotSize. */
   catchAllStart: 40000,
@@ -213,6 +222,64 @@ function escapeRegex(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/** What ALB allows in one rule (rule-condition-types): at most three values per condition and five
+ * wildcard characters (`*`, `?`) across the rule, path pattern included. */
+const ALB_RULE_CONDITION_LIMITS = { valuesPerCondition: 3, wildcardsPerRule: 5 } as const;
+
+/** Body of the 403 a refused handshake gets. */
+export const ORIGIN_REFUSED_MESSAGE = 'origin not allowed';
+
+/** The rules enforcing allowed origins on one WebSocket route, all before its path rule. */
+export interface AlbOriginRules {
+  /** Path + `Origin` in these values -> forward; the origins spread over as many rules as the
+   * condition limits need, from the route's slot start. */
+  readonly allowed: readonly { readonly priority: number; readonly origins: readonly string[] }[];
+  /** Path + any `Origin` (`*`) -> 403. A request without the header has no value for an
+   * http-header condition to match, so it falls through to the path rule. */
+  readonly refusedPriority: number;
+}
+
+function wildcardCount(value: string): number {
+  return (value.match(/[*?]/g) ?? []).length;
+}
+
+/** The origin rules of `route` for `allowedOrigins` (checked origins, at least one). */
+export function albOriginRules(route: AlbRoute, allowedOrigins: readonly string[]): AlbOriginRules {
+  const budget = ALB_RULE_CONDITION_LIMITS.wildcardsPerRule - route.pathPatterns.reduce((n, p) => n + wildcardCount(p), 0);
+  const chunks: string[][] = [];
+  for (const origin of allowedOrigins) {
+    if (wildcardCount(origin) > budget) {
+      throw new Error(`allowedOrigins: "${origin}" has more wildcards than an ALB rule on "${route.pathPatterns[0]}" can hold (${budget})`);
+    }
+    const current = chunks[chunks.length - 1];
+    const fits =
+      current !== undefined &&
+      current.length < ALB_RULE_CONDITION_LIMITS.valuesPerCondition &&
+      current.reduce((n, o) => n + wildcardCount(o), 0) + wildcardCount(origin) <= budget;
+    if (fits) current.push(origin);
+    else chunks.push([origin]);
+  }
+  if (chunks.length > ALB_RULE_PRIORITIES.originRefusedOffset) {
+    throw new Error(
+      `allowedOrigins: ${allowedOrigins.length} origins need ${chunks.length} ALB rules per WebSocket route; at most ${ALB_RULE_PRIORITIES.originRefusedOffset} fit`,
+    );
+  }
+  return {
+    allowed: chunks.map((origins, index) => ({ priority: route.slotStart + index, origins })),
+    refusedPriority: route.slotStart + ALB_RULE_PRIORITIES.originRefusedOffset,
+  };
+}
+
+/** Origins checked as the stack config checks them; ALB compares at most 128 characters. */
+function checkAllowedOrigins(origins: readonly string[]): readonly string[] {
+  for (const origin of origins) {
+    if (!originSchema.safeParse(origin).success || origin.length > 128) {
+      throw new Error(`allowedOrigins: "${origin}" is not an origin such as https://app.example.com (no path, at most 128 characters)`);
+    }
+  }
+  return origins;
+}
+
 /** Type token `realtime-edge:alb:AlbFrontend`. */
 export class AlbFrontend extends pulumi.ComponentResource {
   readonly loadBalancer: aws.lb.LoadBalancer;
@@ -231,6 +298,7 @@ export class AlbFrontend extends pulumi.ComponentResource {
     const profiles = args.backends.map((b) => b.profile);
     if (profiles.length === 0) throw new Error(`${name}: backends is empty; expected at least one backend`);
     const sslPolicy = checkAlbSslPolicy(args.sslPolicy ?? ALB_DEFAULTS.sslPolicy);
+    const allowedOrigins = checkAllowedOrigins(args.allowedOrigins ?? []);
     const routes = albRoutes(args.backends);
 
     const securityGroup = clientFacingSecurityGroup(
@@ -341,23 +409,35 @@ export class AlbFrontend extends pulumi.ComponentResource {
       },
       parent,
     );
+    const profileOf = Object.fromEntries(profiles.map((profile) => [profile.name, profile]));
     for (const route of routes) {
       // Named by what they match, so a rule keeps its resource whatever the other backends do.
       const slug = route.pathPatterns[0].replace(/[^A-Za-z0-9]+/g, '-').replace(/^-+|-+$/g, '') || 'root';
-      new aws.lb.ListenerRule(
-        `${name}-${route.backend}-${slug}`,
-        {
-          listenerArn: https.arn,
-          priority: route.priority,
-          conditions: [{ pathPattern: { values: route.pathPatterns } }],
-          actions: [{ type: 'forward', targetGroupArn: this.targetGroupArns[route.backend] }],
-          transforms: route.rewrite
-            ? [{ type: 'url-rewrite', urlRewriteConfig: { rewrite: { regex: route.rewrite.regex, replace: route.rewrite.replace } } }]
-            : undefined,
-          tags,
-        },
-        parent,
-      );
+      const ruleName = `${name}-${route.backend}-${slug}`;
+      const path = { pathPattern: { values: route.pathPatterns } };
+      const forward = {
+        actions: [{ type: 'forward', targetGroupArn: this.targetGroupArns[route.backend] }],
+        transforms: route.rewrite
+          ? [{ type: 'url-rewrite', urlRewriteConfig: { rewrite: { regex: route.rewrite.regex, replace: route.rewrite.replace } } }]
+          : undefined,
+      };
+      const rule = (suffix: string, priority: number, spec: Pick<aws.lb.ListenerRuleArgs, 'conditions' | 'actions' | 'transforms'>) =>
+        new aws.lb.ListenerRule(`${ruleName}${suffix}`, { listenerArn: https.arn, priority, ...spec, tags }, parent);
+
+      if (allowedOrigins.length > 0 && route.kind === 'websocket' && proxyEnforcesOrigins(profileOf[route.backend])) {
+        // The server accepts any Origin on the upgrade, so the ALB turns foreign browser origins away.
+        const originRules = albOriginRules(route, allowedOrigins);
+        originRules.allowed.forEach(({ priority, origins }, index) =>
+          rule(`-origin-${index}`, priority, { conditions: [path, { httpHeader: { httpHeaderName: 'Origin', values: [...origins] } }], ...forward }),
+        );
+        rule('-foreign-origin', originRules.refusedPriority, {
+          conditions: [path, { httpHeader: { httpHeaderName: 'Origin', values: ['*'] } }],
+          actions: [
+            { type: 'fixed-response', fixedResponse: { statusCode: '403', contentType: 'text/plain', messageBody: ORIGIN_REFUSED_MESSAGE } },
+          ],
+        });
+      }
+      rule('', route.priority, { conditions: [path], ...forward });
     }
 
     this.urls = this.dnsName.apply((dnsName) =>

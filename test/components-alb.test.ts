@@ -1,11 +1,11 @@
 /**
  * AlbFrontend listener rules as the engine receives them (mocked providers, real component code):
- * priorities that survive adding a backend, and the routing they produce.
+ * priorities that survive adding a backend, the TLS policy, and the origins a WebSocket route admits.
  */
-import { ALB_RULE_PRIORITIES, AlbFrontend, albRoutes, type AlbBackendArgs, type AlbFrontendArgs } from '../components/albFrontend';
+import { ALB_RULE_PRIORITIES, AlbFrontend, albOriginRules, albRoutes, type AlbBackendArgs, type AlbFrontendArgs } from '../components/albFrontend';
 import { serverBackends } from '../servers';
 import type { ServerProfile } from '../servers/profile';
-import { Registry, TYPES, runWithMocks, type RecordedResource } from './helpers/pulumi-mocks';
+import { Registry, TYPES, runEdge, runWithMocks, stackConfig, type RecordedResource } from './helpers/pulumi-mocks';
 
 const deepstream = serverBackends.deepstream.profile;
 const centrifugo = serverBackends.centrifugo.profile;
@@ -108,4 +108,67 @@ describe('HTTPS security policy', () => {
       );
     },
   );
+});
+
+describe('allowed origins on WebSocket routes of servers that do not check Origin', () => {
+  const ORIGINS = ['https://app.example.com', 'https://admin.example.com', 'https://*.example.org', 'https://four.example.com'];
+  const pathOf = (rule: RecordedResource) => (rule.inputs.conditions as { pathPattern?: { values: string[] } }[])[0].pathPattern!.values;
+  const originsOf = (rule: RecordedResource) =>
+    (rule.inputs.conditions as { httpHeader?: { httpHeaderName: string; values: string[] } }[]).find((c) => c.httpHeader)?.httpHeader;
+
+  test("deepstream's WebSocket path: allowed origins forward, any other Origin gets 403, no Origin falls to the path rule", async () => {
+    const rules = await listenerRules(albArgs({ backends: [backend(deepstream), backend(centrifugo, '/centrifugo')], allowedOrigins: ORIGINS }));
+    const table = rules
+      .filter((r) => pathOf(r)[0] === '/deepstream*')
+      .sort((a, b) => (a.inputs.priority as number) - (b.inputs.priority as number))
+      .map((r) => ({ name: r.name, priority: r.inputs.priority, origin: originsOf(r), actions: r.inputs.actions }));
+    // deepstream's target group (the mocks name it alb-deepstream-<hash>).
+    const forward = [{ type: 'forward', targetGroupArn: expect.stringMatching(/:targetgroup\/alb-deepstream-[0-9a-f]+\//) }];
+    expect(table).toEqual([
+      // Three values per condition at most (ALB), so four origins take two rules.
+      { name: 'alb-deepstream-deepstream-origin-0', priority: 1100, origin: { httpHeaderName: 'Origin', values: ORIGINS.slice(0, 3) }, actions: forward },
+      { name: 'alb-deepstream-deepstream-origin-1', priority: 1101, origin: { httpHeaderName: 'Origin', values: ORIGINS.slice(3) }, actions: forward },
+      {
+        name: 'alb-deepstream-deepstream-foreign-origin',
+        priority: 1180,
+        origin: { httpHeaderName: 'Origin', values: ['*'] },
+        actions: [{ type: 'fixed-response', fixedResponse: { statusCode: '403', contentType: 'text/plain', messageBody: 'origin not allowed' } }],
+      },
+      { name: 'alb-deepstream-deepstream', priority: 1190, origin: undefined, actions: forward },
+    ]);
+    // Centrifugo checks Origin itself, and HTTP routes carry no handshake: no origin rules there.
+    expect(rules.filter((r) => originsOf(r)).map((r) => r.name).sort()).toEqual(table.filter((r) => r.origin).map((r) => r.name).sort());
+  });
+
+  test('a mounted backend keeps its prefix rewrite on the origin rules that forward', async () => {
+    const rules = await listenerRules(albArgs({ backends: [backend(centrifugo), backend(deepstream, '/deepstream')], allowedOrigins: ORIGINS.slice(0, 1) }));
+    const allowed = rules.find((r) => r.name === 'alb-deepstream-deepstream-deepstream-origin-0')!;
+    expect(pathOf(allowed)).toEqual(['/deepstream/deepstream*']);
+    expect(allowed.inputs.transforms).toEqual([
+      { type: 'url-rewrite', urlRewriteConfig: { rewrite: { regex: '^/deepstream/(.*)$', replace: '/$1' } } },
+    ]);
+  });
+
+  test('without allowed origins there are no origin rules', async () => {
+    const rules = await listenerRules(albArgs({ backends: [backend(deepstream)] }));
+    expect(rules.map((r) => r.name).sort()).toEqual(['alb-deepstream-api', 'alb-deepstream-deepstream', 'alb-deepstream-health-check']);
+  });
+
+  test('origins are chunked within the wildcard budget of a rule (five, path pattern included)', () => {
+    const [route] = albRoutes([{ profile: deepstream }]).filter((r) => r.kind === 'websocket');
+    const doubleWildcards = ['https://*.*.a.example', 'https://*.*.b.example', 'https://*.*.c.example'];
+    expect(albOriginRules(route, doubleWildcards).allowed.map((r) => r.origins)).toEqual([doubleWildcards.slice(0, 2), doubleWildcards.slice(2)]);
+  });
+
+  test('the stack key allowedOrigins reaches the ALB (prod stack)', async () => {
+    const { registry } = await runEdge(stackConfig('prod'), 'prod');
+    const allowed = registry.named(TYPES.listenerRule, 'edge-alb-deepstream-deepstream-origin-0');
+    expect(originsOf(allowed)).toEqual({ httpHeaderName: 'Origin', values: [...stackConfig('prod').allowedOrigins] });
+  });
+
+  test('an origin with a path is refused, naming the arg', () => {
+    expect(() => new AlbFrontend('alb', albArgs({ allowedOrigins: ['https://app.example.com/app'] }))).toThrow(
+      /allowedOrigins: "https:\/\/app.example.com\/app" is not an origin/,
+    );
+  });
 });

@@ -266,8 +266,11 @@ describe('prod ALB', () => {
   test('path rules send each route to its backend, the mounted one with its prefix rewritten away', () => {
     const rules = registry().ofType(TYPES.listenerRule);
     const groups = registry().ofType(TYPES.targetGroup);
-    const target = (rule: RecordedResource) =>
-      groups.find((g) => g.state.arn === (rule.inputs.actions as { targetGroupArn: string }[])[0].targetGroupArn)!.name;
+    // A rule's target group, or its action type when it answers itself (refused origins).
+    const target = (rule: RecordedResource) => {
+      const [action] = rule.inputs.actions as { type: string; targetGroupArn?: string }[];
+      return action.type === 'forward' ? groups.find((g) => g.state.arn === action.targetGroupArn)!.name : action.type;
+    };
     const table = rules
       .map((r) => ({
         priority: r.inputs.priority as number,
