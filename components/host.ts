@@ -108,7 +108,11 @@ export interface HostGroupArgs {
   readonly parameterKmsKeyArn?: pulumi.Input<string>;
   /** Root volume size. @default 20 */
   readonly rootVolumeSizeGiB?: number;
-  /** Pin an AMI. @default the newest Amazon Linux 2023 AMI for the instance type's architecture */
+  /** Pin an AMI; changing it replaces every host. Unset, a host is created from the newest Amazon
+   * Linux 2023 AMI for the instance type's architecture and keeps it: a newer AMI neither replaces
+   * the host nor reaches it when the host is replaced for another reason (Pulumi reuses the
+   * recorded value of an ignored input). To move hosts to a newer AMI, pin it here
+   * (`latestAmiId` shows the newest). @default the newest Amazon Linux 2023 AMI at each host's creation */
   readonly amiId?: pulumi.Input<string>;
   /** Public address on the primary interface. @default the subnet's setting */
   readonly associatePublicIpAddress?: boolean;
@@ -129,7 +133,11 @@ export class HostGroup extends pulumi.ComponentResource {
   readonly instances: aws.ec2.Instance[];
   readonly instanceIds: pulumi.Output<string[]>;
   readonly privateIps: pulumi.Output<string[]>;
-  readonly amiId: pulumi.Output<string>;
+  /** The AMI each host runs, in `hosts` order, as the instances report it. */
+  readonly amiIds: pulumi.Output<string[]>;
+  /** The pinned `amiId`, or the newest Amazon Linux 2023 AMI today; hosts created earlier may run
+   * an older one (see `amiIds`). */
+  readonly latestAmiId: pulumi.Output<string>;
 
   constructor(name: string, args: HostGroupArgs, opts?: pulumi.ComponentResourceOptions) {
     super('realtime-edge:host:HostGroup', name, {}, opts);
@@ -150,24 +158,24 @@ export class HostGroup extends pulumi.ComponentResource {
       parent,
     );
     const partition = aws.getPartitionOutput({}, parent).partition;
-    new aws.iam.RolePolicyAttachment(
+    const ssmCore = new aws.iam.RolePolicyAttachment(
       `${name}-ssm-core`,
       { role: this.role.name, policyArn: pulumi.interpolate`arn:${partition}:iam::aws:policy/AmazonSSMManagedInstanceCore` },
       parent,
     );
     const policy = bootSecretsPolicy(args, aws.getRegionOutput({}, parent).region);
-    if (policy) new aws.iam.RolePolicy(`${name}-boot-secrets`, { role: this.role.id, policy }, parent);
+    const bootSecrets = policy ? new aws.iam.RolePolicy(`${name}-boot-secrets`, { role: this.role.id, policy }, parent) : undefined;
     this.instanceProfile = new aws.iam.InstanceProfile(`${name}-profile`, { role: this.role.name, tags }, parent);
 
     const lookedUp = args.amiId === undefined;
-    this.amiId = lookedUp ? amazonLinux2023Ami(architecture, parent) : pulumi.output(args.amiId!);
+    this.latestAmiId = lookedUp ? amazonLinux2023Ami(architecture, parent) : pulumi.output(args.amiId!);
 
     this.instances = args.hosts.map((host) => {
       const encoded = pulumi.output(host.userData).apply(encodeUserData);
       return new aws.ec2.Instance(
         host.name,
         {
-          ami: this.amiId,
+          ami: this.latestAmiId,
           instanceType: args.instanceType,
           subnetId: host.subnetId,
           vpcSecurityGroupIds: args.securityGroupIds,
@@ -191,16 +199,26 @@ export class HostGroup extends pulumi.ComponentResource {
           tags: { ...tags, Name: host.name },
           volumeTags: { ...tags, Name: host.name },
         },
-        // A newer AMI alone must not replace running hosts; it applies when a host is replaced.
-        { parent: this, ignoreChanges: lookedUp ? ['ami'] : [] },
+        {
+          parent: this,
+          // A newer AMI from the lookup must not replace running hosts. Pulumi then keeps the
+          // recorded AMI even when a host is replaced for another reason, so a host leaves its
+          // first AMI only when `amiId` is pinned.
+          ignoreChanges: lookedUp ? ['ami'] : [],
+          // The SSM agent registers, and the boot script reads its parameters, as soon as the
+          // host starts: the role must already carry those permissions, not merely exist.
+          dependsOn: [ssmCore, ...(bootSecrets ? [bootSecrets] : [])],
+        },
       );
     });
     this.instanceIds = pulumi.all(this.instances.map((i) => i.id));
     this.privateIps = pulumi.all(this.instances.map((i) => i.privateIp));
+    this.amiIds = pulumi.all(this.instances.map((i) => i.ami));
     this.registerOutputs({
       roleArn: this.role.arn,
       instanceIds: this.instanceIds,
       privateIps: this.privateIps,
+      amiIds: this.amiIds,
     });
   }
 }

@@ -47,24 +47,41 @@ export function allowIngressFromSecurityGroup(
   );
 }
 
-/** Ingress on `port` from client networks; one rule per CIDR, as AWS stores them. */
+/**
+ * Ingress on `port` from client networks; one rule per CIDR, as AWS stores them. Each rule is
+ * named after its CIDR, not its place in the list: with positional names, [A] -> [A, B] renamed
+ * A's rule, and Pulumi's create-before-delete of the renamed rule hit InvalidPermission.Duplicate.
+ */
 export function allowIngressFromCidrs(
   name: string,
   rule: RuleCommon & { readonly cidrs: CidrLists },
   opts: pulumi.CustomResourceOptions,
 ): aws.vpc.SecurityGroupIngressRule[] {
   const entries = [
-    ...rule.cidrs.ipv4.map((cidr) => ({ cidrIpv4: cidr, cidrIpv6: undefined })),
-    ...rule.cidrs.ipv6.map((cidr) => ({ cidrIpv4: undefined, cidrIpv6: cidr })),
+    ...rule.cidrs.ipv4.map((cidr) => ({ cidr, address: { cidrIpv4: cidr, cidrIpv6: undefined } })),
+    ...rule.cidrs.ipv6.map((cidr) => ({ cidr, address: { cidrIpv4: undefined, cidrIpv6: cidr } })),
   ];
-  return entries.map(
-    (entry, index) =>
-      new aws.vpc.SecurityGroupIngressRule(
-        entries.length === 1 ? name : `${name}-${index}`,
-        { ...singleTcpPort(rule), ...entry },
-        opts,
-      ),
-  );
+  const seen = new Set<string>();
+  return entries.map(({ cidr, address }, index) => {
+    const resourceName = `${name}-${cidrSlug(cidr)}`;
+    if (seen.has(resourceName)) throw new Error(`${name}: CIDR ${cidr} is listed twice; AWS stores one rule per CIDR`);
+    seen.add(resourceName);
+    // The name the rule had before names followed the CIDR; for a list deployed unchanged, the
+    // alias lets the existing rule be adopted instead of replaced.
+    const positionalName = entries.length === 1 ? name : `${name}-${index}`;
+    return new aws.vpc.SecurityGroupIngressRule(
+      resourceName,
+      { ...singleTcpPort(rule), ...address },
+      { ...opts, aliases: [...(opts.aliases ?? []), { name: positionalName }] },
+    );
+  });
+}
+
+/** A CIDR as a resource-name part: `203.0.113.0/24` -> `203-0-113-0-24`, `2001:db8::/32` ->
+ * `2001-db8---32`. Each separator becomes one hyphen (no collapsing), so distinct CIDRs never
+ * share a name. */
+export function cidrSlug(cidr: string): string {
+  return cidr.toLowerCase().replace(/[^a-z0-9]/g, '-');
 }
 
 /** Egress on `port` to members of another security group, or to anywhere (IPv4) when the peer

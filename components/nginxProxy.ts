@@ -131,7 +131,8 @@ export interface NginxProxyArgs {
   readonly reapplySchedule?: string;
   /** @default HOST_DEFAULTS.rootVolumeSizeGiB */
   readonly rootVolumeSizeGiB?: number;
-  /** @default the newest Amazon Linux 2023 for the instance type */
+  /** Pin the AMI (changing it replaces the hosts). Unset, a host keeps the AMI it was created
+   * from; see HostGroupArgs.amiId. @default the newest Amazon Linux 2023 at each host's creation */
   readonly amiId?: pulumi.Input<string>;
   readonly tags?: Readonly<Record<string, string>>;
 }

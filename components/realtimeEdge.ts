@@ -180,6 +180,7 @@ export class RealtimeEdge extends pulumi.ComponentResource {
             ...(prefix ? { prefix } : {}),
           })),
           ...(config.tls.domain ? { domain: config.tls.domain } : {}),
+          allowedOrigins: config.allowedOrigins,
           // Unset: the ALB derives it from the same backends' ping intervals, as nginx does.
           ...(config.timeouts.idleSeconds !== undefined ? { idleTimeoutSeconds: config.timeouts.idleSeconds } : {}),
           stickiness: alb.stickiness,

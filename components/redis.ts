@@ -14,11 +14,14 @@ import { allowIngressFromSecurityGroup } from './network';
 export const REDIS_DEFAULTS = {
   port: 6379,
   engine: 'redis',
-  engineVersion: '7.1',
+  /** Per engine: ElastiCache offers Valkey from 7.2 on, so Redis OSS's 7.1 names no Valkey. */
+  engineVersions: { redis: '7.1', valkey: '7.2' },
   /** ElastiCache accepts 16-128 printable characters; 64 letters and digits avoid the forbidden
    * `/`, `"` and `@`. */
   authTokenLength: 64,
 } as const;
+
+export type RedisEngine = keyof typeof REDIS_DEFAULTS.engineVersions;
 
 export interface ManagedRedisArgs {
   readonly mode: 'elasticache';
@@ -30,8 +33,8 @@ export interface ManagedRedisArgs {
   /** Replicas besides the primary, 0-5. With one or more, automatic failover and Multi-AZ are on. */
   readonly replicas: number;
   /** @default REDIS_DEFAULTS.engine (`redis`); `valkey` is the cheaper drop-in. */
-  readonly engine?: 'redis' | 'valkey';
-  /** @default REDIS_DEFAULTS.engineVersion */
+  readonly engine?: RedisEngine;
+  /** @default REDIS_DEFAULTS.engineVersions[engine] (redis 7.1, valkey 7.2) */
   readonly engineVersion?: string;
   /** Require an AUTH token (generated, stored as an SSM SecureString). @default true */
   readonly authToken?: boolean;
@@ -132,8 +135,7 @@ export class Redis extends pulumi.ComponentResource {
         {
           replicationGroupId: replicationGroupId(`${pulumi.getStack()}-${name}`),
           description: `realtime-edge Redis ${name}`,
-          engine: args.engine ?? REDIS_DEFAULTS.engine,
-          engineVersion: args.engineVersion ?? REDIS_DEFAULTS.engineVersion,
+          ...redisEngine(args),
           nodeType: args.nodeType,
           numCacheClusters: 1 + args.replicas,
           port: REDIS_DEFAULTS.port,
@@ -189,6 +191,12 @@ export class Redis extends pulumi.ComponentResource {
       { parent: this },
     );
   }
+}
+
+/** The engine and version a replication group runs: as given, or the engine's default version. */
+export function redisEngine(args: Pick<ManagedRedisArgs, 'engine' | 'engineVersion'>): { engine: RedisEngine; engineVersion: string } {
+  const engine = args.engine ?? REDIS_DEFAULTS.engine;
+  return { engine, engineVersion: args.engineVersion ?? REDIS_DEFAULTS.engineVersions[engine] };
 }
 
 /** ElastiCache ids: 1-40 lowercase letters, digits and single hyphens, starting with a letter. */

@@ -4,7 +4,6 @@
  * pure helpers of components/.
  */
 import { gzipSync } from 'node:zlib';
-import * as pulumi from '@pulumi/pulumi';
 import { AlbFrontend, albRoutes } from '../components/albFrontend';
 import { CentrifugoCluster, DeepstreamCluster, ServerCluster } from '../components/cluster';
 import { USER_DATA_LIMIT_BYTES, architectureOfInstanceType, decodeUserData, encodeUserData } from '../components/host';
@@ -16,7 +15,7 @@ import { serverBackends } from '../servers';
 import { renderBootstrapScript } from '../servers/bootstrap';
 import type { NodeRenderInput, RenderedFile, ServerBackend } from '../servers/profile';
 import { checkNginxConf, makeNginxPrefix } from './helpers/nginx';
-import { MOCK_SECRET_MARKER, Registry, TYPES, runWithMocks, valueOf } from './helpers/pulumi-mocks';
+import { MOCK_SECRET_MARKER, Registry, TYPES, runWithMocks, unwrapSecret, valueOf } from './helpers/pulumi-mocks';
 
 /** A made-up third server: one profile and two renderers, nothing else. */
 const echoBackend: ServerBackend = {
@@ -78,7 +77,8 @@ beforeAll(async () => {
       subnetIds: SUBNETS,
       allowedCidrs: { ipv4: ['203.0.113.0/24'], ipv6: [] },
       certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000',
-      backends: [{ profile: echoBackend.profile, nodes: echo.nodes, securityGroupId: echo.securityGroupId }],
+      // Echo is not in the server registry, so it names its own rule priority block.
+      backends: [{ profile: echoBackend.profile, nodes: echo.nodes, securityGroupId: echo.securityGroupId, rulePriorityBlock: 3 }],
     });
     echo.allowClientsFrom('alb', alb.securityGroupId);
     new DeepstreamCluster('ds', { nodeCount: 1, instanceType: 't3.small', vpcId: 'vpc-0123456789abcdef0', subnetIds: SUBNETS, redis: redis.clientArgs });
@@ -132,7 +132,9 @@ describe('ServerCluster with any backend', () => {
     expect(password.inputs).toMatchObject({ length: 40, special: false });
     const parameter = registry.named(TYPES.parameter, 'echo-apiToken');
     expect(parameter.inputs).toMatchObject({ name: '/realtime-edge/test/echo/apiToken', type: 'SecureString' });
-    expect(pulumi.runtime.specialSigKey in (parameter.inputs.value as object)).toBe(true);
+    // The parameter holds this backend's generated password (secrecy is @pulumi/aws's own wrapping).
+    expect(unwrapSecret(parameter.inputs.value)).toBe(unwrapSecret(password.state.result));
+    expect(unwrapSecret(parameter.inputs.value)).toMatch(new RegExp(`^${MOCK_SECRET_MARKER}\\w{30}$`));
     const policy = JSON.parse(registry.named(TYPES.rolePolicy, 'echo-nodes-boot-secrets').inputs.policy as string);
     expect(policy.Statement).toEqual([
       {

@@ -13,6 +13,7 @@ import {
   runEdge,
   stackConfig,
   stringsIn,
+  unwrapSecret,
   valueOf,
   type RecordedResource,
 } from './helpers/pulumi-mocks';
@@ -37,6 +38,16 @@ beforeAll(async () => {
 describe.each(['dev', 'prod'] as const)('%s stack', (stack) => {
   const registry = () => runs[stack].registry;
   const sgName = (id: unknown) => registry().byId(id)?.name;
+  /** The value the program generated for the SSM parameter registered as `parameterName`: the
+   * nginx self-signed key and certificate, or the RandomPassword of the same name. */
+  const generatedValue = (parameterName: string) => {
+    const [type, name, output] = parameterName.endsWith('-tls-private-key')
+      ? [TYPES.privateKey, parameterName.replace(/-private-key$/, '-key'), 'privateKeyPem']
+      : parameterName.endsWith('-tls-certificate')
+        ? [TYPES.selfSignedCert, parameterName.replace(/-certificate$/, '-cert'), 'certPem']
+        : [TYPES.randomPassword, parameterName, 'result'];
+    return unwrapSecret(registry().named(type, name).state[output]);
+  };
 
   test('every instance requires IMDSv2, has an encrypted gp3 root volume, no key pair and an SSM role', () => {
     const instances = registry().ofType(TYPES.instance);
@@ -121,21 +132,40 @@ describe.each(['dev', 'prod'] as const)('%s stack', (stack) => {
     }
   });
 
-  test('generated secrets are Pulumi secrets stored as SecureString; nodes get parameter names only', () => {
+  test('each SSM parameter holds its own generated value as a SecureString; nodes get parameter names only', () => {
     const parameters = registry().ofType(TYPES.parameter);
     expect(parameters.length).toBeGreaterThan(0);
+    // Secrecy itself is @pulumi/aws's doing (it wraps these inputs); what the code decides is
+    // which value goes where: each parameter gets the value generated for it.
     for (const parameter of parameters) {
       expect(parameter.inputs.type).toBe('SecureString');
-      expect(isSecretValue(parameter.inputs.value)).toBe(true);
+      expect({ parameter: parameter.name, value: unwrapSecret(parameter.inputs.value) }).toEqual({
+        parameter: parameter.name,
+        value: generatedValue(parameter.name),
+      });
     }
     for (const group of registry().ofType(TYPES.replicationGroup)) {
-      expect(isSecretValue(group.inputs.authToken)).toBe(true);
+      expect(unwrapSecret(group.inputs.authToken)).toBe(generatedValue('edge-redis-auth-token'));
     }
     expect(registry().mocks.secretValues.size).toBeGreaterThan(0);
     for (const instance of registry().ofType(TYPES.instance)) {
       const userData = registry().userDataOf(instance);
       expect(userData).not.toContain(MOCK_SECRET_MARKER);
       for (const secret of registry().mocks.secretValues) expect(userData).not.toContain(secret);
+    }
+  });
+
+  test("each node group's Redis egress goes to the Redis security group only", () => {
+    const redisGroup = registry().named(TYPES.securityGroup, 'edge-redis-sg');
+    for (const backendName of Object.keys(stackConfig(stack).backends)) {
+      const rule = registry().named(TYPES.egress, `edge-${backendName}-egress-redis`);
+      expect(rule.inputs).toMatchObject({
+        securityGroupId: registry().named(TYPES.securityGroup, `edge-${backendName}-sg`).id,
+        referencedSecurityGroupId: redisGroup.id,
+        fromPort: 6379,
+        toPort: 6379,
+      });
+      expect(rule.inputs.cidrIpv4).toBeUndefined();
     }
   });
 
@@ -236,8 +266,11 @@ describe('prod ALB', () => {
   test('path rules send each route to its backend, the mounted one with its prefix rewritten away', () => {
     const rules = registry().ofType(TYPES.listenerRule);
     const groups = registry().ofType(TYPES.targetGroup);
-    const target = (rule: RecordedResource) =>
-      groups.find((g) => g.state.arn === (rule.inputs.actions as { targetGroupArn: string }[])[0].targetGroupArn)!.name;
+    // A rule's target group, or its action type when it answers itself (refused origins).
+    const target = (rule: RecordedResource) => {
+      const [action] = rule.inputs.actions as { type: string; targetGroupArn?: string }[];
+      return action.type === 'forward' ? groups.find((g) => g.state.arn === action.targetGroupArn)!.name : action.type;
+    };
     const table = rules
       .map((r) => ({
         priority: r.inputs.priority as number,

@@ -29,6 +29,7 @@ export const TYPES = {
   role: 'aws:iam/role:Role',
   randomPassword: 'random:index/randomPassword:RandomPassword',
   privateKey: 'tls:index/privateKey:PrivateKey',
+  selfSignedCert: 'tls:index/selfSignedCert:SelfSignedCert',
   replicationGroup: 'aws:elasticache/replicationGroup:ReplicationGroup',
   loadBalancer: 'aws:lb/loadBalancer:LoadBalancer',
   targetGroup: 'aws:lb/targetGroup:TargetGroup',
@@ -70,6 +71,11 @@ export class Registry {
       userDataBase64: instance.inputs.userDataBase64 as string | undefined,
     });
   }
+}
+
+/** A value with its Pulumi secret wrapper, if any, removed. */
+export function unwrapSecret(value: unknown): unknown {
+  return isSecretValue(value) ? value.value : value;
 }
 
 /** Every string inside a value, secrets unwrapped (so a search sees everything the engine saw). */
