@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { awsRegionSchema, hostSchema, originSchema, ssmParameterNameSchema } from '../servers/validate';
 import { CPU_ARCHITECTURES, type CpuArchitecture } from '../servers/profile';
 import { BACKEND_NAMES, backendCatalog, installsVerifiedReleaseArchive, type BackendName } from './backends';
+import { INSTANCE_TYPE_PATTERN } from './instance-types';
 import {
   BALANCE_STRATEGIES,
   DEFAULT_IDLE_TIMEOUT_RULE,
@@ -88,7 +89,6 @@ function defineKey<T>(spec: ConfigKeySpec<T>): ConfigKeySpec<T> {
 // ---- value rules ---------------------------------------------------------------------------
 
 const PINNED_VERSION = /^\d+\.\d+\.\d+$/;
-const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9-]+$/;
 const CACHE_NODE_TYPE = /^cache\.[a-z0-9-]+\.[a-z0-9]+$/;
 const SUBNET_ID = /^subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
 const VPC_ID = /^vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
@@ -205,7 +205,7 @@ function backendKeys(name: BackendName): BackendKeySpecs {
       key: `${name}InstanceType`,
       kind: 'string',
       group: 'Backends',
-      schema: matching(INSTANCE_TYPE),
+      schema: matching(INSTANCE_TYPE_PATTERN),
       default: 't3.small',
       allowed: 'an EC2 instance type, e.g. t3.small',
       description: `EC2 instance type of the ${profile.displayName} nodes.`,
@@ -293,7 +293,7 @@ export const keys = {
     key: 'proxyInstanceType',
     kind: 'string',
     group: 'Frontend and nginx',
-    schema: matching(INSTANCE_TYPE),
+    schema: matching(INSTANCE_TYPE_PATTERN),
     default: 't3.small',
     allowed: 'an EC2 instance type, e.g. t3.small',
     description: 'EC2 instance type of the nginx hosts (nginx is compiled on first boot).',
