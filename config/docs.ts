@@ -69,7 +69,7 @@ const CROSS_KEY_RULES: readonly string[] = [
   '`vpcId` requires `publicSubnetIds` (2 or more in different AZs when the ALB is used) and `privateSubnetIds`; subnets without `vpcId` are an error.',
   '`redisMode` `existing` requires `redisHost`. A stack named like `prod`/`production` needs `redisReplicas` of at least 1.',
   `\`idleTimeoutSeconds\`, unless ${DERIVED_IDLE_TIMEOUT} (derived), must exceed the largest ping interval of the enabled backends.`,
-  'An enabled server installed from a release archive (Centrifugo) needs `<name>ReleaseSha256` (a pin per CPU architecture its nodes use) or `<name>AllowUnpinnedRelease: true`.',
+  'An enabled server installed from a release archive (Centrifugo) needs `<name>ReleaseSha256` with a pin for the CPU architecture of `<name>InstanceType` (`aarch64` for Graviton types such as c7g.large, `x86_64` otherwise) or `<name>AllowUnpinnedRelease: true`.',
 ];
 
 export function renderConfigDocs(): string {

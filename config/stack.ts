@@ -27,6 +27,7 @@ import {
   type StackConfig,
   type TlsConfig,
 } from './schema';
+import { cpuArchitectureOfInstanceType } from './instance-types';
 import { checkCidr, closestName } from './validators';
 
 export interface StackConfigIssue {
@@ -396,11 +397,21 @@ function checkCrossKeyRules(v: Validation, region: string, stackName: string | u
         continue;
       }
       const { releaseSha256, allowUnpinnedRelease } = specs;
-      if (releaseSha256 && allowUnpinnedRelease && v.valid(releaseSha256, allowUnpinnedRelease)) {
-        const pinned = Object.keys(v.get(releaseSha256) ?? {}).length > 0;
-        if (!pinned && v.get(allowUnpinnedRelease) !== true) {
-          const version = v.get(specs.version) ?? backendCatalog[name].defaultVersion;
-          v.reject(releaseSha256, releaseSha256.allowed, `required: nodes verify the ${backendCatalog[name].profile.displayName} ${version} download against it; take the values from the release's checksums file, or set ${qualified(allowUnpinnedRelease.key)} true`);
+      if (releaseSha256 && allowUnpinnedRelease && v.valid(releaseSha256, allowUnpinnedRelease) && v.get(allowUnpinnedRelease) !== true) {
+        const pins = v.get(releaseSha256) ?? {};
+        const pinned = Object.keys(pins);
+        const release = `${backendCatalog[name].profile.displayName} ${v.get(specs.version) ?? backendCatalog[name].defaultVersion}`;
+        const optOut = `or set ${qualified(allowUnpinnedRelease.key)} true`;
+        const instanceType = v.valid(specs.instanceType) ? v.get(specs.instanceType) : undefined;
+        const architecture = instanceType === undefined ? undefined : cpuArchitectureOfInstanceType(instanceType);
+        if (pinned.length === 0) {
+          v.reject(releaseSha256, releaseSha256.allowed, `required: nodes verify the ${release} download against it; take the values from the release's checksums file, ${optOut}`);
+        } else if (architecture !== undefined && pins[architecture] === undefined) {
+          v.reject(
+            releaseSha256,
+            `a map with an ${architecture} entry, the CPU architecture of ${specs.instanceType.key} ${instanceType}`,
+            `only ${pinned.join(', ')} is pinned, so every node would refuse to install ${release} at boot; add the ${architecture} sha256 from the release's checksums file, ${optOut}`,
+          );
         }
       }
     }

@@ -328,6 +328,16 @@ const ruleCases: readonly RuleCase[] = [
     message: `realtime-edge:centrifugoReleaseSha256: got (unset); allowed: ${keys0('centrifugo').releaseSha256.allowed} (required: nodes verify the Centrifugo ${backendCatalog.centrifugo.defaultVersion} download against it; take the values from the release's checksums file, or set realtime-edge:centrifugoAllowUnpinnedRelease true)`,
   },
   {
+    name: 'a Graviton instance type with only an x86_64 checksum',
+    raw: { backends: 'centrifugo', centrifugoInstanceType: 'c7g.large', centrifugoReleaseSha256: { x86_64: 'a'.repeat(64) } },
+    message: `realtime-edge:centrifugoReleaseSha256: got {"x86_64":"${'a'.repeat(64)}"}; allowed: a map with an aarch64 entry, the CPU architecture of centrifugoInstanceType c7g.large (only x86_64 is pinned, so every node would refuse to install Centrifugo ${backendCatalog.centrifugo.defaultVersion} at boot; add the aarch64 sha256 from the release's checksums file, or set realtime-edge:centrifugoAllowUnpinnedRelease true)`,
+  },
+  {
+    name: 'an x86 instance type with only an aarch64 checksum',
+    raw: { backends: 'centrifugo', centrifugoReleaseSha256: { aarch64: 'a'.repeat(64) } },
+    message: `realtime-edge:centrifugoReleaseSha256: got {"aarch64":"${'a'.repeat(64)}"}; allowed: a map with an x86_64 entry, the CPU architecture of centrifugoInstanceType t3.small (only aarch64 is pinned, so every node would refuse to install Centrifugo ${backendCatalog.centrifugo.defaultVersion} at boot; add the x86_64 sha256 from the release's checksums file, or set realtime-edge:centrifugoAllowUnpinnedRelease true)`,
+  },
+  {
     name: 'a checksum for an unknown architecture',
     raw: { backends: 'centrifugo', centrifugoReleaseSha256: { amd64: 'a'.repeat(64) } },
     message: `realtime-edge:centrifugoReleaseSha256: got {"amd64":"${'a'.repeat(64)}"}; allowed: ${keys0('centrifugo').releaseSha256.allowed} ("amd64" is not one of x86_64, aarch64)`,
@@ -680,8 +690,10 @@ describe('validation rules', () => {
     expect(hashed.nginx?.balance).toEqual({ strategy: 'hash', hashKey: '$ssl_server_name' });
     const existing = parseStackConfig({ redisMode: 'existing', redisHost: 'redis.internal', redisTls: 'false', redisAuthTokenParameter: '/redis/auth' });
     expect(existing.redis).toEqual({ mode: 'existing', host: 'redis.internal', port: 6379, tls: false, authTokenParameter: '/redis/auth' });
-    const pinned = parseStackConfig({ backends: 'centrifugo', centrifugoReleaseSha256: '{"aarch64": "' + 'AB'.repeat(32) + '"}' });
+    const pinned = parseStackConfig({ backends: 'centrifugo', centrifugoInstanceType: 'c7g.large', centrifugoReleaseSha256: '{"aarch64": "' + 'AB'.repeat(32) + '"}' });
     expect(pinned.backends.centrifugo).toMatchObject({ releaseSha256: { aarch64: 'ab'.repeat(32) }, allowUnpinnedRelease: false });
+    const partlyPinned = parseStackConfig({ backends: 'centrifugo', centrifugoReleaseSha256: { aarch64: 'a'.repeat(64) }, centrifugoAllowUnpinnedRelease: true });
+    expect(partlyPinned.backends.centrifugo).toMatchObject({ releaseSha256: { aarch64: 'a'.repeat(64) }, allowUnpinnedRelease: true });
     const unpinned = parseStackConfig({ backends: 'centrifugo', centrifugoAllowUnpinnedRelease: 'true' });
     expect(unpinned.backends.centrifugo).toMatchObject({ releaseSha256: {}, allowUnpinnedRelease: true });
     expect(parseStackConfig({}).backends.deepstream).not.toHaveProperty('releaseSha256');
