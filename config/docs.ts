@@ -7,7 +7,6 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import {
-  BACKEND_NAMES,
   CONFIG_GROUPS,
   CONFIG_KEYS,
   CONFIG_NAMESPACE,
@@ -81,8 +80,9 @@ export function renderConfigDocs(): string {
     `Every key lives in the \`${CONFIG_NAMESPACE}:\` namespace and is declared, with its type, default and`,
     'description, in `Pulumi.yaml`. Set a scalar with',
     `\`pulumi config set ${CONFIG_NAMESPACE}:proxyCount 2\`; set a list with \`--path\``,
-    `(\`pulumi config set --path '${CONFIG_NAMESPACE}:backends[1]' centrifugo\`) or write it in the stack file`,
-    `(a comma-separated string such as \`${BACKEND_NAMES.join(',')}\` is accepted too); \`tags\` is a map in the stack file.`,
+    `(\`pulumi config set --path '${CONFIG_NAMESPACE}:backends[1]' centrifugo\`) or write it in the stack file as a YAML`,
+    'list (Pulumi checks list keys against their declared type before the program runs, so a comma-separated',
+    'string is refused); `tags` is a map in the stack file.',
     `The region is \`aws:region\` (default \`${DEFAULT_REGION}\`). \`Pulumi.dev.yaml\` and \`Pulumi.prod.yaml\` are complete examples.`,
     '',
     'The whole configuration is validated before any resource is created, and every problem is reported at',

@@ -241,7 +241,7 @@ export const keys = {
     schema: uniqueList(z.enum(BACKEND_NAMES as [BackendName, ...BackendName[]]), { min: 1 }),
     default: ['deepstream'] as BackendName[],
     allowed: `a non-empty list of ${BACKEND_NAMES.join(', ')}`,
-    description: `Realtime servers to deploy, each as its own cluster (a list, or a comma-separated string such as "${BACKEND_NAMES.join(',')}").`,
+    description: 'Realtime servers to deploy, each as its own cluster.',
   }),
 
   frontend: defineKey({

@@ -99,8 +99,10 @@ function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
   }
 }
 
-/** Turns what Pulumi or a stack file gives (often strings: "3", "true", '["a"]', "a,b") into the
- * kind the key is declared with. */
+/** Turns what Pulumi or a stack file gives (often strings: "3", "true", '["a"]') into the kind the
+ * key is declared with. A list may also be a comma-separated string ("a,b"): only our own tools
+ * (`npm run local`, `npm run render`) ever see one, since Pulumi refuses a string for a key declared
+ * as an array before the program runs, so the docs do not offer that form. */
 function coerce(kind: ConfigValueKind, value: unknown): Coerced {
   switch (kind) {
     case 'string': {
