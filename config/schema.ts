@@ -6,7 +6,7 @@
  * Keys are flat so `pulumi config set realtime-edge:KEY VALUE` works; only `tags` is a map.
  */
 import { z } from 'zod';
-import { awsRegionSchema, hostSchema, originSchema, ssmParameterNameSchema } from '../servers/validate';
+import { awsRegionSchema, isHost, originSchema, ssmParameterNameSchema } from '../servers/validate';
 import { CPU_ARCHITECTURES, type CpuArchitecture } from '../servers/profile';
 import { BACKEND_NAMES, backendCatalog, installsVerifiedReleaseArchive, type BackendName } from './backends';
 import { INSTANCE_TYPE_PATTERN } from './instance-types';
@@ -454,7 +454,7 @@ export const keys = {
     key: 'redisHost',
     kind: 'string',
     group: 'Redis',
-    schema: hostSchema,
+    schema: z.string().refine(isHost, { message: '' }),
     allowed: 'a DNS name or an IPv4/IPv6 address',
     description: 'redisMode existing (required): Redis host the nodes connect to.',
   }),

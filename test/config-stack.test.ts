@@ -541,6 +541,16 @@ const ruleCases: readonly RuleCase[] = [
     message: `realtime-edge:redisHost: got (unset); allowed: ${keys.redisHost.allowed} (required because redisMode is existing)`,
   },
   {
+    name: 'a Redis host that is neither a DNS name nor an IP address',
+    raw: { redisMode: 'existing', redisHost: ':' },
+    message: `realtime-edge:redisHost: got ":"; allowed: ${keys.redisHost.allowed}`,
+  },
+  {
+    name: 'a Redis host that is an IPv4 address out of range',
+    raw: { redisMode: 'existing', redisHost: '999.999.999.999' },
+    message: `realtime-edge:redisHost: got "999.999.999.999"; allowed: ${keys.redisHost.allowed}`,
+  },
+  {
     name: 'ElastiCache settings with an existing Redis',
     raw: { redisMode: 'existing', redisHost: 'redis.internal', redisReplicas: 2 },
     message: 'realtime-edge:redisReplicas: got 2; allowed: unset (it only applies when redisMode is elasticache)',
