@@ -58,9 +58,11 @@ export const awsRegionSchema = z.string().regex(/^[a-z]{2}(?:-[a-z]+)+-\d+$/, 'e
 /** A browser origin (`https://app.example.com`, optionally with a port); `*` wildcards are allowed
  * in the host for servers that support patterns. No `#`, quotes or whitespace: origins end up in
  * YAML/JSON that servers pre-process as text. */
+const ORIGIN = /^https?:\/\/[A-Za-z0-9*](?:[A-Za-z0-9*.-]*[A-Za-z0-9])?(?::([1-9]\d{0,4}))?$/;
 export const originSchema = z
   .string()
-  .regex(/^https?:\/\/[A-Za-z0-9*](?:[A-Za-z0-9*.-]*[A-Za-z0-9])?(?::\d{1,5})?$/, 'expected an origin like https://app.example.com[:port] (no path)');
+  .regex(ORIGIN, 'expected an origin like https://app.example.com[:port] (no path)')
+  .refine((origin) => Number(ORIGIN.exec(origin)?.[1] ?? 1) <= 65535, 'expected a port 1-65535');
 
 export const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits');
 

@@ -503,6 +503,11 @@ const ruleCases: readonly RuleCase[] = [
     message: `realtime-edge:allowedOrigins: got ["https://app.example.com/login"]; allowed: ${keys.allowedOrigins.allowed} (item 0)`,
   },
   {
+    name: 'an origin with a port out of range',
+    raw: { allowedOrigins: ['https://app.example.com', 'https://app.example.com:99999'] },
+    message: `realtime-edge:allowedOrigins: got ["https://app.example.com","https://app.example.com:99999"]; allowed: ${keys.allowedOrigins.allowed} (item 1: expected a port 1-65535)`,
+  },
+  {
     name: 'a VPC without subnets',
     raw: { vpcId: 'vpc-0a1b2c3d4e5f60718', privateSubnetIds: ['subnet-0dd1b2c3d4e5f6074'] },
     message: 'realtime-edge:publicSubnetIds: got (unset); allowed: at least 1 subnet id (required because vpcId is set)',
