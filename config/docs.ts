@@ -65,6 +65,7 @@ const CROSS_KEY_RULES: readonly string[] = [
   '`tlsSource` `ssm` requires `tlsCertificateParameter` and `tlsKeyParameter`; `secrets-manager` requires `tlsSecretId`; anything but `self-signed` requires `domain`.',
   '`tlsSource` `acm` is only valid with `frontend: alb` (nginx cannot load an ACM private key); `ssm` and `secrets-manager` need nginx in `frontend`.',
   '`balance` `ip-hash` requires `proxyMode: http`; in `stream`/`both` mode `hashKey` may use connection variables only.',
+  'A non-empty `allowedOrigins` with nginx in `frontend` requires `proxyMode: http` while a backend that does not check Origin itself (deepstream) is enabled: stream mode passes the WebSocket handshake through unread.',
   '`vpcId` requires `publicSubnetIds` (2 or more in different AZs when the ALB is used) and `privateSubnetIds`; subnets without `vpcId` are an error.',
   '`redisMode` `existing` requires `redisHost`. A stack named like `prod`/`production` needs `redisReplicas` of at least 1.',
   `\`idleTimeoutSeconds\`, unless ${DERIVED_IDLE_TIMEOUT} (derived), must exceed the largest ping interval of the enabled backends.`,

@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { awsRegionSchema, isHost, originSchema, ssmParameterNameSchema } from '../servers/validate';
-import { CPU_ARCHITECTURES, type CpuArchitecture } from '../servers/profile';
+import { CPU_ARCHITECTURES, proxyEnforcesOrigins, type CpuArchitecture } from '../servers/profile';
 import { BACKEND_NAMES, backendCatalog, installsVerifiedReleaseArchive, type BackendName } from './backends';
 import { INSTANCE_TYPE_PATTERN } from './instance-types';
 import {
@@ -134,6 +134,20 @@ function derivedIdleTimeoutText(): string {
     return `${defaultIdleTimeoutSeconds([profile])} s for ${profile.displayName}`;
   });
   return `derived: ${perBackend.join(', ')} (with several, the largest)`;
+}
+
+/** Who enforces `allowedOrigins` for which backend, from the profiles' `checksOriginOnUpgrade`. */
+function allowedOriginsText(): string {
+  const profiles = BACKEND_NAMES.map((name) => backendCatalog[name].profile);
+  const own = profiles.filter((p) => !proxyEnforcesOrigins(p)).map((p) => p.displayName);
+  const proxied = profiles.filter(proxyEnforcesOrigins).map((p) => p.displayName);
+  const parts = [
+    own.length > 0 ? `Checked by ${own.join(' and ')} itself.` : '',
+    proxied.length > 0
+      ? `${proxied.join(' and ')} ${proxied.length > 1 ? 'do' : 'does'} no such check on WebSocket upgrades: for it nginx in http mode and the ALB enforce them (nginx stream mode cannot, so proxyMode stream or both is refused while origins are set).`
+      : '',
+  ].filter(Boolean);
+  return `Browser origins allowed to open WebSocket connections; empty = any origin. ${parts.join(' ')} Requests without an Origin header (non-browser clients) pass.`;
 }
 
 export type ReleasePins = Partial<Record<CpuArchitecture, string>>;
@@ -394,7 +408,7 @@ export const keys = {
     schema: uniqueList(originSchema, { min: 0 }),
     default: [] as string[],
     allowed: 'a list of origins such as https://app.example.com or https://*.example.com',
-    description: 'Browser origins the backends accept WebSocket connections from (deepstream and Centrifugo alike); empty = any origin.',
+    description: allowedOriginsText(),
   }),
   vpcId: defineKey({
     key: 'vpcId',

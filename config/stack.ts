@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type * as Pulumi from '@pulumi/pulumi';
 import { parse as parseYaml } from 'yaml';
-import { maxPingIntervalSeconds } from '../servers/profile';
+import { maxPingIntervalSeconds, proxyEnforcesOrigins } from '../servers/profile';
 import {
   ACM_CERTIFICATE_ARN,
   BACKEND_NAMES,
@@ -419,6 +419,15 @@ function checkCrossKeyRules(v: Validation, region: string, stackName: string | u
     }
     const idle = v.derived(keys.idleTimeoutSeconds);
     const profiles = [...enabled].map((name) => backendCatalog[name].profile);
+    const unchecked = profiles.filter(proxyEnforcesOrigins).map((p) => p.displayName);
+    const origins = v.get(keys.allowedOrigins) ?? [];
+    if (nginxFront && mode !== 'http' && unchecked.length > 0 && origins.length > 0 && v.valid(keys.proxyMode, keys.allowedOrigins)) {
+      v.reject(
+        keys.proxyMode,
+        `http while ${keys.allowedOrigins.key} is set`,
+        `stream mode passes the WebSocket handshake through unread, so nginx cannot refuse origins outside ${keys.allowedOrigins.key} for ${unchecked.join(' and ')}, which ${unchecked.length > 1 ? 'do' : 'does'} not check Origin on WebSocket upgrades itself; use ${keys.proxyMode.key} http, or an empty ${keys.allowedOrigins.key} to accept any origin`,
+      );
+    }
     const ping = maxPingIntervalSeconds(profiles);
     if (idle !== undefined && v.valid(keys.idleTimeoutSeconds) && idle <= ping) {
       const slowest = profiles.find((p) => p.pingIntervalSeconds === ping);

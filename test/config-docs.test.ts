@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { README_CONFIG_BEGIN, README_CONFIG_END, pulumiConfigDeclarations, renderConfigDocs, renderPulumiYaml, renderReadmeConfigSection } from '../config/docs';
-import { BACKEND_NAMES, CONFIG_KEYS, CONFIG_NAMESPACE } from '../config/schema';
+import { BACKEND_NAMES, CONFIG_KEYS, CONFIG_NAMESPACE, backendCatalog } from '../config/schema';
 import { parseStackConfig } from '../config/stack';
 
 const root = join(__dirname, '..');
@@ -90,6 +90,16 @@ describe('Pulumi.yaml', () => {
     const listDescriptions = CONFIG_KEYS.filter((spec) => spec.kind === 'array').map((spec) => `${spec.key}: ${spec.description}`);
     expect(listDescriptions.filter((line) => /comma-separated/i.test(line))).toEqual([]);
     expect(renderConfigDocs()).not.toMatch(/comma-separated string such as/i);
+  });
+
+  it('says who enforces allowedOrigins: the backends that check Origin themselves, nginx http mode and the ALB for the others', () => {
+    const { description } = project.config.allowedOrigins as { description: string };
+    for (const name of BACKEND_NAMES) {
+      const { displayName, checksOriginOnUpgrade } = backendCatalog[name].profile;
+      expect(description).toMatch(checksOriginOnUpgrade ? `Checked by ${displayName}` : `${displayName} does no such check`);
+    }
+    expect(description).toContain('nginx in http mode and the ALB enforce them');
+    expect(description).toContain('Requests without an Origin header (non-browser clients) pass.');
   });
 
   it('generates per-backend keys from the backend registry', () => {

@@ -378,6 +378,16 @@ const ruleCases: readonly RuleCase[] = [
     message: 'realtime-edge:hashKey: got "$cookie_session"; allowed: connection variables only in stream mode: $remote_addr, $binary_remote_addr, $server_port, $ssl_server_name, ... ($cookie_session is not available in stream mode (proxyMode both))',
   },
   {
+    name: 'allowed origins with nginx stream listeners in front of deepstream',
+    raw: { proxyMode: 'both', allowedOrigins: ['https://app.example.com'] },
+    message: 'realtime-edge:proxyMode: got "both"; allowed: http while allowedOrigins is set (stream mode passes the WebSocket handshake through unread, so nginx cannot refuse origins outside allowedOrigins for deepstream.io, which does not check Origin on WebSocket upgrades itself; use proxyMode http, or an empty allowedOrigins to accept any origin)',
+  },
+  {
+    name: 'allowed origins with nginx stream mode beside an ALB, deepstream among the backends',
+    raw: { ...centrifugoUnpinned, backends: ['centrifugo', 'deepstream'], frontend: 'both', acmCertificateArn: ARN, proxyMode: 'stream', allowedOrigins: ['https://app.example.com'] },
+    message: 'realtime-edge:proxyMode: got "stream"; allowed: http while allowedOrigins is set (stream mode passes the WebSocket handshake through unread, so nginx cannot refuse origins outside allowedOrigins for deepstream.io, which does not check Origin on WebSocket upgrades itself; use proxyMode http, or an empty allowedOrigins to accept any origin)',
+  },
+  {
     name: 'a hash key without balance hash',
     raw: { hashKey: '$cookie_session' },
     message: 'realtime-edge:hashKey: got "$cookie_session"; allowed: unset (it only applies when balance is hash)',
@@ -712,6 +722,25 @@ describe('validation rules', () => {
     const unpinned = parseStackConfig({ backends: 'centrifugo', centrifugoAllowUnpinnedRelease: 'true' });
     expect(unpinned.backends.centrifugo).toMatchObject({ releaseSha256: {}, allowUnpinnedRelease: true });
     expect(parseStackConfig({}).backends.deepstream).not.toHaveProperty('releaseSha256');
+    // Origins need no reading proxy where every enabled backend checks them itself, where nginx
+    // runs in http mode, or where only the ALB fronts the backends.
+    const origins = { allowedOrigins: ['https://app.example.com'] };
+    expect(parseStackConfig({ ...centrifugoUnpinned, ...origins, proxyMode: 'stream' }).allowedOrigins).toEqual(origins.allowedOrigins);
+    expect(parseStackConfig({ ...origins, proxyMode: 'http' }).nginx?.mode).toBe('http');
+    expect(parseStackConfig({ ...origins, frontend: 'alb', tlsSource: 'acm', domain: 'rt.example.com', acmCertificateArn: ARN }, { region: 'eu-west-1' }).nginx).toBeUndefined();
+    expect(parseStackConfig({ proxyMode: 'stream', allowedOrigins: [] }).nginx?.mode).toBe('stream');
+  });
+
+  it('refuses origins in stream mode for whichever backend its profile says does not check them', () => {
+    const raw = { ...centrifugoUnpinned, allowedOrigins: ['https://app.example.com'], proxyMode: 'stream' };
+    expect(parseStackConfig(raw).allowedOrigins).toEqual(raw.allowedOrigins);
+    const profile = backendCatalog.centrifugo.profile;
+    const replaced = jest.replaceProperty(profile, 'checksOriginOnUpgrade', false);
+    try {
+      expect(onlyIssue(raw).message).toContain(`so nginx cannot refuse origins outside allowedOrigins for ${profile.displayName}, which`);
+    } finally {
+      replaced.restore();
+    }
     const secretsManager = parseStackConfig({ tlsSource: 'secrets-manager', tlsSecretId: 'prod/rt/tls', domain: 'rt.example.com' });
     expect(secretsManager.tls).toEqual({ source: 'secrets-manager', secretId: 'prod/rt/tls', domain: 'rt.example.com', hstsMaxAgeSeconds: 31536000 });
   });
