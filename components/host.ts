@@ -8,23 +8,9 @@
 import { gunzipSync, gzipSync } from 'zlib';
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
+import { architectureOfInstanceType, type Ec2Architecture as CpuArchitecture } from '../config/instance-types';
 
-export type CpuArchitecture = 'x86_64' | 'arm64';
-
-const INSTANCE_TYPE_PATTERN = /^([a-z][a-z0-9-]*)\.([a-z0-9]+)$/;
-
-/** Graviton families carry a `g` right after the generation digit (t4g, m7g, c6gn, im4gn, x2gd);
- * `a1` is the first-generation exception. `g5` (NVIDIA on x86) has no such `g` and stays x86. */
-export function architectureOfInstanceType(instanceType: string): CpuArchitecture {
-  const match = INSTANCE_TYPE_PATTERN.exec(instanceType);
-  if (!match) {
-    throw new Error(
-      `instanceType: "${instanceType}" is not an EC2 instance type; expected FAMILY.SIZE such as t3.small or m7g.large`,
-    );
-  }
-  const family = match[1];
-  return family === 'a1' || /^[a-z]+\d+g/.test(family) ? 'arm64' : 'x86_64';
-}
+export { architectureOfInstanceType, type CpuArchitecture };
 
 /** The newest Amazon Linux 2023 AMI (standard, not minimal) for an architecture. */
 export function amazonLinux2023Ami(

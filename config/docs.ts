@@ -7,7 +7,6 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import {
-  BACKEND_NAMES,
   CONFIG_GROUPS,
   CONFIG_KEYS,
   CONFIG_NAMESPACE,
@@ -66,10 +65,11 @@ const CROSS_KEY_RULES: readonly string[] = [
   '`tlsSource` `ssm` requires `tlsCertificateParameter` and `tlsKeyParameter`; `secrets-manager` requires `tlsSecretId`; anything but `self-signed` requires `domain`.',
   '`tlsSource` `acm` is only valid with `frontend: alb` (nginx cannot load an ACM private key); `ssm` and `secrets-manager` need nginx in `frontend`.',
   '`balance` `ip-hash` requires `proxyMode: http`; in `stream`/`both` mode `hashKey` may use connection variables only.',
+  'A non-empty `allowedOrigins` with nginx in `frontend` requires `proxyMode: http` while a backend that does not check Origin itself (deepstream) is enabled: stream mode passes the WebSocket handshake through unread.',
   '`vpcId` requires `publicSubnetIds` (2 or more in different AZs when the ALB is used) and `privateSubnetIds`; subnets without `vpcId` are an error.',
   '`redisMode` `existing` requires `redisHost`. A stack named like `prod`/`production` needs `redisReplicas` of at least 1.',
   `\`idleTimeoutSeconds\`, unless ${DERIVED_IDLE_TIMEOUT} (derived), must exceed the largest ping interval of the enabled backends.`,
-  'An enabled server installed from a release archive (Centrifugo) needs `<name>ReleaseSha256` (a pin per CPU architecture its nodes use) or `<name>AllowUnpinnedRelease: true`.',
+  'An enabled server installed from a release archive (Centrifugo) needs `<name>ReleaseSha256` with a pin for the CPU architecture of `<name>InstanceType` (`aarch64` for Graviton types such as c7g.large, `x86_64` otherwise) or `<name>AllowUnpinnedRelease: true`.',
 ];
 
 export function renderConfigDocs(): string {
@@ -81,8 +81,9 @@ export function renderConfigDocs(): string {
     `Every key lives in the \`${CONFIG_NAMESPACE}:\` namespace and is declared, with its type, default and`,
     'description, in `Pulumi.yaml`. Set a scalar with',
     `\`pulumi config set ${CONFIG_NAMESPACE}:proxyCount 2\`; set a list with \`--path\``,
-    `(\`pulumi config set --path '${CONFIG_NAMESPACE}:backends[1]' centrifugo\`) or write it in the stack file`,
-    `(a comma-separated string such as \`${BACKEND_NAMES.join(',')}\` is accepted too); \`tags\` is a map in the stack file.`,
+    `(\`pulumi config set --path '${CONFIG_NAMESPACE}:backends[1]' centrifugo\`) or write it in the stack file as a YAML`,
+    'list (Pulumi checks list keys against their declared type before the program runs, so a comma-separated',
+    'string is refused); `tags` is a map in the stack file.',
     `The region is \`aws:region\` (default \`${DEFAULT_REGION}\`). \`Pulumi.dev.yaml\` and \`Pulumi.prod.yaml\` are complete examples.`,
     '',
     'The whole configuration is validated before any resource is created, and every problem is reported at',

@@ -6,9 +6,10 @@
  * Keys are flat so `pulumi config set realtime-edge:KEY VALUE` works; only `tags` is a map.
  */
 import { z } from 'zod';
-import { awsRegionSchema, hostSchema, originSchema, ssmParameterNameSchema } from '../servers/validate';
-import { CPU_ARCHITECTURES, type CpuArchitecture } from '../servers/profile';
+import { awsRegionSchema, isHost, originSchema, ssmParameterNameSchema } from '../servers/validate';
+import { CPU_ARCHITECTURES, proxyEnforcesOrigins, type CpuArchitecture } from '../servers/profile';
 import { BACKEND_NAMES, backendCatalog, installsVerifiedReleaseArchive, type BackendName } from './backends';
+import { INSTANCE_TYPE_PATTERN } from './instance-types';
 import {
   BALANCE_STRATEGIES,
   DEFAULT_IDLE_TIMEOUT_RULE,
@@ -88,7 +89,6 @@ function defineKey<T>(spec: ConfigKeySpec<T>): ConfigKeySpec<T> {
 // ---- value rules ---------------------------------------------------------------------------
 
 const PINNED_VERSION = /^\d+\.\d+\.\d+$/;
-const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9-]+$/;
 const CACHE_NODE_TYPE = /^cache\.[a-z0-9-]+\.[a-z0-9]+$/;
 const SUBNET_ID = /^subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
 const VPC_ID = /^vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
@@ -134,6 +134,20 @@ function derivedIdleTimeoutText(): string {
     return `${defaultIdleTimeoutSeconds([profile])} s for ${profile.displayName}`;
   });
   return `derived: ${perBackend.join(', ')} (with several, the largest)`;
+}
+
+/** Who enforces `allowedOrigins` for which backend, from the profiles' `checksOriginOnUpgrade`. */
+function allowedOriginsText(): string {
+  const profiles = BACKEND_NAMES.map((name) => backendCatalog[name].profile);
+  const own = profiles.filter((p) => !proxyEnforcesOrigins(p)).map((p) => p.displayName);
+  const proxied = profiles.filter(proxyEnforcesOrigins).map((p) => p.displayName);
+  const parts = [
+    own.length > 0 ? `Checked by ${own.join(' and ')} itself.` : '',
+    proxied.length > 0
+      ? `${proxied.join(' and ')} ${proxied.length > 1 ? 'do' : 'does'} no such check on WebSocket upgrades: for it nginx in http mode and the ALB enforce them (nginx stream mode cannot, so proxyMode stream or both is refused while origins are set).`
+      : '',
+  ].filter(Boolean);
+  return `Browser origins allowed to open WebSocket connections; empty = any origin. ${parts.join(' ')} Requests without an Origin header (non-browser clients) pass.`;
 }
 
 export type ReleasePins = Partial<Record<CpuArchitecture, string>>;
@@ -205,7 +219,7 @@ function backendKeys(name: BackendName): BackendKeySpecs {
       key: `${name}InstanceType`,
       kind: 'string',
       group: 'Backends',
-      schema: matching(INSTANCE_TYPE),
+      schema: matching(INSTANCE_TYPE_PATTERN),
       default: 't3.small',
       allowed: 'an EC2 instance type, e.g. t3.small',
       description: `EC2 instance type of the ${profile.displayName} nodes.`,
@@ -241,7 +255,7 @@ export const keys = {
     schema: uniqueList(z.enum(BACKEND_NAMES as [BackendName, ...BackendName[]]), { min: 1 }),
     default: ['deepstream'] as BackendName[],
     allowed: `a non-empty list of ${BACKEND_NAMES.join(', ')}`,
-    description: `Realtime servers to deploy, each as its own cluster (a list, or a comma-separated string such as "${BACKEND_NAMES.join(',')}").`,
+    description: 'Realtime servers to deploy, each as its own cluster.',
   }),
 
   frontend: defineKey({
@@ -293,7 +307,7 @@ export const keys = {
     key: 'proxyInstanceType',
     kind: 'string',
     group: 'Frontend and nginx',
-    schema: matching(INSTANCE_TYPE),
+    schema: matching(INSTANCE_TYPE_PATTERN),
     default: 't3.small',
     allowed: 'an EC2 instance type, e.g. t3.small',
     description: 'EC2 instance type of the nginx hosts (nginx is compiled on first boot).',
@@ -394,7 +408,7 @@ export const keys = {
     schema: uniqueList(originSchema, { min: 0 }),
     default: [] as string[],
     allowed: 'a list of origins such as https://app.example.com or https://*.example.com',
-    description: 'Browser origins the backends accept WebSocket connections from (deepstream and Centrifugo alike); empty = any origin.',
+    description: allowedOriginsText(),
   }),
   vpcId: defineKey({
     key: 'vpcId',
@@ -454,7 +468,7 @@ export const keys = {
     key: 'redisHost',
     kind: 'string',
     group: 'Redis',
-    schema: hostSchema,
+    schema: z.string().refine(isHost, { message: '' }),
     allowed: 'a DNS name or an IPv4/IPv6 address',
     description: 'redisMode existing (required): Redis host the nodes connect to.',
   }),

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type * as Pulumi from '@pulumi/pulumi';
 import { parse as parseYaml } from 'yaml';
-import { maxPingIntervalSeconds } from '../servers/profile';
+import { maxPingIntervalSeconds, proxyEnforcesOrigins } from '../servers/profile';
 import {
   ACM_CERTIFICATE_ARN,
   BACKEND_NAMES,
@@ -27,6 +27,7 @@ import {
   type StackConfig,
   type TlsConfig,
 } from './schema';
+import { cpuArchitectureOfInstanceType } from './instance-types';
 import { checkCidr, closestName } from './validators';
 
 export interface StackConfigIssue {
@@ -98,8 +99,10 @@ function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
   }
 }
 
-/** Turns what Pulumi or a stack file gives (often strings: "3", "true", '["a"]', "a,b") into the
- * kind the key is declared with. */
+/** Turns what Pulumi or a stack file gives (often strings: "3", "true", '["a"]') into the kind the
+ * key is declared with. A list may also be a comma-separated string ("a,b"): only our own tools
+ * (`npm run local`, `npm run render`) ever see one, since Pulumi refuses a string for a key declared
+ * as an array before the program runs, so the docs do not offer that form. */
 function coerce(kind: ConfigValueKind, value: unknown): Coerced {
   switch (kind) {
     case 'string': {
@@ -396,16 +399,35 @@ function checkCrossKeyRules(v: Validation, region: string, stackName: string | u
         continue;
       }
       const { releaseSha256, allowUnpinnedRelease } = specs;
-      if (releaseSha256 && allowUnpinnedRelease && v.valid(releaseSha256, allowUnpinnedRelease)) {
-        const pinned = Object.keys(v.get(releaseSha256) ?? {}).length > 0;
-        if (!pinned && v.get(allowUnpinnedRelease) !== true) {
-          const version = v.get(specs.version) ?? backendCatalog[name].defaultVersion;
-          v.reject(releaseSha256, releaseSha256.allowed, `required: nodes verify the ${backendCatalog[name].profile.displayName} ${version} download against it; take the values from the release's checksums file, or set ${qualified(allowUnpinnedRelease.key)} true`);
+      if (releaseSha256 && allowUnpinnedRelease && v.valid(releaseSha256, allowUnpinnedRelease) && v.get(allowUnpinnedRelease) !== true) {
+        const pins = v.get(releaseSha256) ?? {};
+        const pinned = Object.keys(pins);
+        const release = `${backendCatalog[name].profile.displayName} ${v.get(specs.version) ?? backendCatalog[name].defaultVersion}`;
+        const optOut = `or set ${qualified(allowUnpinnedRelease.key)} true`;
+        const instanceType = v.valid(specs.instanceType) ? v.get(specs.instanceType) : undefined;
+        const architecture = instanceType === undefined ? undefined : cpuArchitectureOfInstanceType(instanceType);
+        if (pinned.length === 0) {
+          v.reject(releaseSha256, releaseSha256.allowed, `required: nodes verify the ${release} download against it; take the values from the release's checksums file, ${optOut}`);
+        } else if (architecture !== undefined && pins[architecture] === undefined) {
+          v.reject(
+            releaseSha256,
+            `a map with an ${architecture} entry, the CPU architecture of ${specs.instanceType.key} ${instanceType}`,
+            `only ${pinned.join(', ')} is pinned, so every node would refuse to install ${release} at boot; add the ${architecture} sha256 from the release's checksums file, ${optOut}`,
+          );
         }
       }
     }
     const idle = v.derived(keys.idleTimeoutSeconds);
     const profiles = [...enabled].map((name) => backendCatalog[name].profile);
+    const unchecked = profiles.filter(proxyEnforcesOrigins).map((p) => p.displayName);
+    const origins = v.get(keys.allowedOrigins) ?? [];
+    if (nginxFront && mode !== 'http' && unchecked.length > 0 && origins.length > 0 && v.valid(keys.proxyMode, keys.allowedOrigins)) {
+      v.reject(
+        keys.proxyMode,
+        `http while ${keys.allowedOrigins.key} is set`,
+        `stream mode passes the WebSocket handshake through unread, so nginx cannot refuse origins outside ${keys.allowedOrigins.key} for ${unchecked.join(' and ')}, which ${unchecked.length > 1 ? 'do' : 'does'} not check Origin on WebSocket upgrades itself; use ${keys.proxyMode.key} http, or an empty ${keys.allowedOrigins.key} to accept any origin`,
+      );
+    }
     const ping = maxPingIntervalSeconds(profiles);
     if (idle !== undefined && v.valid(keys.idleTimeoutSeconds) && idle <= ping) {
       const slowest = profiles.find((p) => p.pingIntervalSeconds === ping);

@@ -136,7 +136,8 @@ export interface StackConfig {
   readonly tls: TlsConfig;
   /** Client CIDRs allowed on the public listeners, split by family for security-group rules. */
   readonly allowedCidrs: { readonly ipv4: readonly string[]; readonly ipv6: readonly string[] };
-  /** Browser origins allowed to connect (all backends); empty = any origin. */
+  /** Browser origins allowed to connect (all backends); empty = any origin. A backend whose profile
+   * does not check Origin itself has them enforced by nginx http mode and the ALB. */
   readonly allowedOrigins: readonly string[];
   readonly vpc?: VpcConfig;
   readonly redis: RedisConfig;

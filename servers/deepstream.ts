@@ -190,7 +190,10 @@ export function renderDeepstreamConfig(spec: DeepstreamConfigSpec): string {
       { type: 'http', options: { allowAuthData: true, postPath: API_PATH, getPath: API_PATH } },
     ],
     logger: { type: 'default', options: { colors: false } },
-    auth: spec.auth ?? [{ type: 'none' }],
+    // deepstream's initialiser reads `auth[i].options` unconditionally (reportInvalidParameters when
+    // there are several strategies, `settings` in the file and http handlers): a strategy without
+    // options would be a TypeError at start.
+    auth: (spec.auth ?? [{ type: 'none' }]).map((a) => ({ ...a, options: a.options ?? {} })),
     permission: { type: 'config', options: { permissions: 'fileLoad(permissions.yml)' } },
     clusterNode: { name: 'redis', options: redisOptions },
     cache: { name: 'redis', options: { ...redisOptions } },

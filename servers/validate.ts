@@ -2,6 +2,7 @@
  * Input validation shared by the server renderers: zod schemas for the values that end up in
  * config files and bash, and one error format (context, field, bad value, what is allowed).
  */
+import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
 
 /** Parses `value` with `schema` or throws one Error listing every problem as
@@ -21,13 +22,21 @@ export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, context: s
   throw new Error(`${context}: invalid input\n  ${lines.join('\n  ')}`);
 }
 
+const DNS_LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+/** Dot-separated labels of 1-63 letters, digits and inner hyphens, 253 characters at most. */
+const DNS_NAME = new RegExp(`^(?=.{1,253}$)${DNS_LABEL}(?:\\.${DNS_LABEL})*$`);
+
+/** A DNS name, or an IP address as node parses one. A name whose last label is all digits
+ * (`999.999.999.999`, `10.0.0`) is no DNS name but a mistyped IPv4 address; IPv6 zone ids (`%eth0`)
+ * have no place in a URL or config file. */
+export function isHost(text: string): boolean {
+  if (isIPv4(text)) return true;
+  if (isIPv6(text)) return !text.includes('%');
+  return DNS_NAME.test(text) && !/(?:^|\.)\d+$/.test(text);
+}
+
 /** A DNS name or IPv4/IPv6 address; no characters that could escape a config file or URL. */
-export const hostSchema = z
-  .string()
-  .regex(
-    /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)$/,
-    'expected a DNS name, an IPv4 address or an IPv6 address',
-  );
+export const hostSchema = z.string().refine(isHost, 'expected a DNS name, an IPv4 address or an IPv6 address');
 
 export const portSchema = z.number().int('expected an integer port').min(1, 'expected a port 1-65535').max(65535, 'expected a port 1-65535');
 
@@ -49,9 +58,11 @@ export const awsRegionSchema = z.string().regex(/^[a-z]{2}(?:-[a-z]+)+-\d+$/, 'e
 /** A browser origin (`https://app.example.com`, optionally with a port); `*` wildcards are allowed
  * in the host for servers that support patterns. No `#`, quotes or whitespace: origins end up in
  * YAML/JSON that servers pre-process as text. */
+const ORIGIN = /^https?:\/\/[A-Za-z0-9*](?:[A-Za-z0-9*.-]*[A-Za-z0-9])?(?::([1-9]\d{0,4}))?$/;
 export const originSchema = z
   .string()
-  .regex(/^https?:\/\/[A-Za-z0-9*](?:[A-Za-z0-9*.-]*[A-Za-z0-9])?(?::\d{1,5})?$/, 'expected an origin like https://app.example.com[:port] (no path)');
+  .regex(ORIGIN, 'expected an origin like https://app.example.com[:port] (no path)')
+  .refine((origin) => Number(ORIGIN.exec(origin)?.[1] ?? 1) <= 65535, 'expected a port 1-65535');
 
 export const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits');
 

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { README_CONFIG_BEGIN, README_CONFIG_END, pulumiConfigDeclarations, renderPulumiYaml, renderReadmeConfigSection } from '../config/docs';
-import { BACKEND_NAMES, CONFIG_KEYS, CONFIG_NAMESPACE } from '../config/schema';
+import { README_CONFIG_BEGIN, README_CONFIG_END, pulumiConfigDeclarations, renderConfigDocs, renderPulumiYaml, renderReadmeConfigSection } from '../config/docs';
+import { BACKEND_NAMES, CONFIG_KEYS, CONFIG_NAMESPACE, backendCatalog } from '../config/schema';
 import { parseStackConfig } from '../config/stack';
 
 const root = join(__dirname, '..');
@@ -71,6 +71,35 @@ describe('Pulumi.yaml', () => {
   it('declares defaults that parse on their own', () => {
     const defaults = Object.fromEntries(Object.entries(project.config).map(([key, declaration]) => [key, declaration.default]));
     expect(parseStackConfig(defaults)).toEqual(parseStackConfig({}));
+  });
+
+  // Pulumi checks every stack value against the type declared here before the program runs: a
+  // list key set to the string "deepstream,centrifugo" fails `pulumi up`.
+  it('types every value of the example stacks the way it declares them', () => {
+    for (const stack of ['dev', 'prod']) {
+      const { config } = parseYaml(readFileSync(join(root, `Pulumi.${stack}.yaml`), 'utf8')) as { config: Record<string, unknown> };
+      for (const [fullKey, value] of Object.entries(config)) {
+        const key = fullKey.replace(`${CONFIG_NAMESPACE}:`, '');
+        if (key === fullKey) continue;
+        expect({ stack, key, typed: matchesDeclaredType(project.config[key]?.type, value) }).toEqual({ stack, key, typed: true });
+      }
+    }
+  });
+
+  it('offers no list value form that Pulumi refuses (a comma-separated string)', () => {
+    const listDescriptions = CONFIG_KEYS.filter((spec) => spec.kind === 'array').map((spec) => `${spec.key}: ${spec.description}`);
+    expect(listDescriptions.filter((line) => /comma-separated/i.test(line))).toEqual([]);
+    expect(renderConfigDocs()).not.toMatch(/comma-separated string such as/i);
+  });
+
+  it('says who enforces allowedOrigins: the backends that check Origin themselves, nginx http mode and the ALB for the others', () => {
+    const { description } = project.config.allowedOrigins as { description: string };
+    for (const name of BACKEND_NAMES) {
+      const { displayName, checksOriginOnUpgrade } = backendCatalog[name].profile;
+      expect(description).toMatch(checksOriginOnUpgrade ? `Checked by ${displayName}` : `${displayName} does no such check`);
+    }
+    expect(description).toContain('nginx in http mode and the ALB enforce them');
+    expect(description).toContain('Requests without an Origin header (non-browser clients) pass.');
   });
 
   it('generates per-backend keys from the backend registry', () => {

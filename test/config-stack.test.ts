@@ -328,6 +328,16 @@ const ruleCases: readonly RuleCase[] = [
     message: `realtime-edge:centrifugoReleaseSha256: got (unset); allowed: ${keys0('centrifugo').releaseSha256.allowed} (required: nodes verify the Centrifugo ${backendCatalog.centrifugo.defaultVersion} download against it; take the values from the release's checksums file, or set realtime-edge:centrifugoAllowUnpinnedRelease true)`,
   },
   {
+    name: 'a Graviton instance type with only an x86_64 checksum',
+    raw: { backends: 'centrifugo', centrifugoInstanceType: 'c7g.large', centrifugoReleaseSha256: { x86_64: 'a'.repeat(64) } },
+    message: `realtime-edge:centrifugoReleaseSha256: got {"x86_64":"${'a'.repeat(64)}"}; allowed: a map with an aarch64 entry, the CPU architecture of centrifugoInstanceType c7g.large (only x86_64 is pinned, so every node would refuse to install Centrifugo ${backendCatalog.centrifugo.defaultVersion} at boot; add the aarch64 sha256 from the release's checksums file, or set realtime-edge:centrifugoAllowUnpinnedRelease true)`,
+  },
+  {
+    name: 'an x86 instance type with only an aarch64 checksum',
+    raw: { backends: 'centrifugo', centrifugoReleaseSha256: { aarch64: 'a'.repeat(64) } },
+    message: `realtime-edge:centrifugoReleaseSha256: got {"aarch64":"${'a'.repeat(64)}"}; allowed: a map with an x86_64 entry, the CPU architecture of centrifugoInstanceType t3.small (only aarch64 is pinned, so every node would refuse to install Centrifugo ${backendCatalog.centrifugo.defaultVersion} at boot; add the x86_64 sha256 from the release's checksums file, or set realtime-edge:centrifugoAllowUnpinnedRelease true)`,
+  },
+  {
     name: 'a checksum for an unknown architecture',
     raw: { backends: 'centrifugo', centrifugoReleaseSha256: { amd64: 'a'.repeat(64) } },
     message: `realtime-edge:centrifugoReleaseSha256: got {"amd64":"${'a'.repeat(64)}"}; allowed: ${keys0('centrifugo').releaseSha256.allowed} ("amd64" is not one of x86_64, aarch64)`,
@@ -366,6 +376,16 @@ const ruleCases: readonly RuleCase[] = [
     name: 'a cookie hash key in stream mode',
     raw: { balance: 'hash', hashKey: '$cookie_session', proxyMode: 'both' },
     message: 'realtime-edge:hashKey: got "$cookie_session"; allowed: connection variables only in stream mode: $remote_addr, $binary_remote_addr, $server_port, $ssl_server_name, ... ($cookie_session is not available in stream mode (proxyMode both))',
+  },
+  {
+    name: 'allowed origins with nginx stream listeners in front of deepstream',
+    raw: { proxyMode: 'both', allowedOrigins: ['https://app.example.com'] },
+    message: 'realtime-edge:proxyMode: got "both"; allowed: http while allowedOrigins is set (stream mode passes the WebSocket handshake through unread, so nginx cannot refuse origins outside allowedOrigins for deepstream.io, which does not check Origin on WebSocket upgrades itself; use proxyMode http, or an empty allowedOrigins to accept any origin)',
+  },
+  {
+    name: 'allowed origins with nginx stream mode beside an ALB, deepstream among the backends',
+    raw: { ...centrifugoUnpinned, backends: ['centrifugo', 'deepstream'], frontend: 'both', acmCertificateArn: ARN, proxyMode: 'stream', allowedOrigins: ['https://app.example.com'] },
+    message: 'realtime-edge:proxyMode: got "stream"; allowed: http while allowedOrigins is set (stream mode passes the WebSocket handshake through unread, so nginx cannot refuse origins outside allowedOrigins for deepstream.io, which does not check Origin on WebSocket upgrades itself; use proxyMode http, or an empty allowedOrigins to accept any origin)',
   },
   {
     name: 'a hash key without balance hash',
@@ -493,6 +513,11 @@ const ruleCases: readonly RuleCase[] = [
     message: `realtime-edge:allowedOrigins: got ["https://app.example.com/login"]; allowed: ${keys.allowedOrigins.allowed} (item 0)`,
   },
   {
+    name: 'an origin with a port out of range',
+    raw: { allowedOrigins: ['https://app.example.com', 'https://app.example.com:99999'] },
+    message: `realtime-edge:allowedOrigins: got ["https://app.example.com","https://app.example.com:99999"]; allowed: ${keys.allowedOrigins.allowed} (item 1: expected a port 1-65535)`,
+  },
+  {
     name: 'a VPC without subnets',
     raw: { vpcId: 'vpc-0a1b2c3d4e5f60718', privateSubnetIds: ['subnet-0dd1b2c3d4e5f6074'] },
     message: 'realtime-edge:publicSubnetIds: got (unset); allowed: at least 1 subnet id (required because vpcId is set)',
@@ -529,6 +554,16 @@ const ruleCases: readonly RuleCase[] = [
     name: 'an existing Redis without host',
     raw: { redisMode: 'existing' },
     message: `realtime-edge:redisHost: got (unset); allowed: ${keys.redisHost.allowed} (required because redisMode is existing)`,
+  },
+  {
+    name: 'a Redis host that is neither a DNS name nor an IP address',
+    raw: { redisMode: 'existing', redisHost: ':' },
+    message: `realtime-edge:redisHost: got ":"; allowed: ${keys.redisHost.allowed}`,
+  },
+  {
+    name: 'a Redis host that is an IPv4 address out of range',
+    raw: { redisMode: 'existing', redisHost: '999.999.999.999' },
+    message: `realtime-edge:redisHost: got "999.999.999.999"; allowed: ${keys.redisHost.allowed}`,
   },
   {
     name: 'ElastiCache settings with an existing Redis',
@@ -686,11 +721,32 @@ describe('validation rules', () => {
     expect(hashed.nginx?.balance).toEqual({ strategy: 'hash', hashKey: '$ssl_server_name' });
     const existing = parseStackConfig({ redisMode: 'existing', redisHost: 'redis.internal', redisTls: 'false', redisAuthTokenParameter: '/redis/auth' });
     expect(existing.redis).toEqual({ mode: 'existing', host: 'redis.internal', port: 6379, tls: false, authTokenParameter: '/redis/auth' });
-    const pinned = parseStackConfig({ backends: 'centrifugo', centrifugoReleaseSha256: '{"aarch64": "' + 'AB'.repeat(32) + '"}' });
+    const pinned = parseStackConfig({ backends: 'centrifugo', centrifugoInstanceType: 'c7g.large', centrifugoReleaseSha256: '{"aarch64": "' + 'AB'.repeat(32) + '"}' });
     expect(pinned.backends.centrifugo).toMatchObject({ releaseSha256: { aarch64: 'ab'.repeat(32) }, allowUnpinnedRelease: false });
+    const partlyPinned = parseStackConfig({ backends: 'centrifugo', centrifugoReleaseSha256: { aarch64: 'a'.repeat(64) }, centrifugoAllowUnpinnedRelease: true });
+    expect(partlyPinned.backends.centrifugo).toMatchObject({ releaseSha256: { aarch64: 'a'.repeat(64) }, allowUnpinnedRelease: true });
     const unpinned = parseStackConfig({ backends: 'centrifugo', centrifugoAllowUnpinnedRelease: 'true' });
     expect(unpinned.backends.centrifugo).toMatchObject({ releaseSha256: {}, allowUnpinnedRelease: true });
     expect(parseStackConfig({}).backends.deepstream).not.toHaveProperty('releaseSha256');
+    // Origins need no reading proxy where every enabled backend checks them itself, where nginx
+    // runs in http mode, or where only the ALB fronts the backends.
+    const origins = { allowedOrigins: ['https://app.example.com'] };
+    expect(parseStackConfig({ ...centrifugoUnpinned, ...origins, proxyMode: 'stream' }).allowedOrigins).toEqual(origins.allowedOrigins);
+    expect(parseStackConfig({ ...origins, proxyMode: 'http' }).nginx?.mode).toBe('http');
+    expect(parseStackConfig({ ...origins, frontend: 'alb', tlsSource: 'acm', domain: 'rt.example.com', acmCertificateArn: ARN }, { region: 'eu-west-1' }).nginx).toBeUndefined();
+    expect(parseStackConfig({ proxyMode: 'stream', allowedOrigins: [] }).nginx?.mode).toBe('stream');
+  });
+
+  it('refuses origins in stream mode for whichever backend its profile says does not check them', () => {
+    const raw = { ...centrifugoUnpinned, allowedOrigins: ['https://app.example.com'], proxyMode: 'stream' };
+    expect(parseStackConfig(raw).allowedOrigins).toEqual(raw.allowedOrigins);
+    const profile = backendCatalog.centrifugo.profile;
+    const replaced = jest.replaceProperty(profile, 'checksOriginOnUpgrade', false);
+    try {
+      expect(onlyIssue(raw).message).toContain(`so nginx cannot refuse origins outside allowedOrigins for ${profile.displayName}, which`);
+    } finally {
+      replaced.restore();
+    }
     const secretsManager = parseStackConfig({ tlsSource: 'secrets-manager', tlsSecretId: 'prod/rt/tls', domain: 'rt.example.com' });
     expect(secretsManager.tls).toEqual({ source: 'secrets-manager', secretId: 'prod/rt/tls', domain: 'rt.example.com', hstsMaxAgeSeconds: 31536000 });
   });

@@ -21,6 +21,20 @@ const deepstreamLoader = require('@deepstream/server/dist/src/config/js-yaml-loa
   loadConfigWithoutInitialization(path: string, logs: unknown[], args: object): Promise<{ config: Record<string, any> }>;
 };
 
+// deepstream's own config initialiser, run up to its auth strategies: with the permission section
+// removed it stops with "No permission type specified" right after building them, before any
+// timer or listener starts; Redis is swapped for deepstream's in-memory defaults so nothing connects.
+const deepstreamInitialiser = require('@deepstream/server/dist/src/config/config-initialiser') as {
+  initialize(deepstream: object, config: Record<string, any>, logs: unknown[]): unknown;
+};
+const deepstreamDefaults = require('@deepstream/server/dist/src/default-options') as { get(): Record<string, any> };
+
+function buildAuthWithDeepstream(config: Record<string, any>): void {
+  const { cache, clusterNode } = deepstreamDefaults.get();
+  const upToAuth = { ...structuredClone(config), cache, clusterNode, permission: undefined };
+  expect(() => deepstreamInitialiser.initialize({ on() {}, emit() {} }, upToAuth, [])).toThrow(/^No permission type specified$/);
+}
+
 const base: NodeRenderInput = {
   nodeName: 'deepstream-0',
   version: '7.0.2',
@@ -28,8 +42,8 @@ const base: NodeRenderInput = {
 };
 
 /** Writes the rendered files into `dir` (by base name) and loads config.yml with deepstream. */
-async function loadWithDeepstream(dir: string, input: NodeRenderInput, env: Record<string, string> = {}): Promise<Record<string, any>> {
-  for (const file of deepstreamBackend.renderConfigFiles(input)) {
+async function loadWithDeepstream(dir: string, input: NodeRenderInput, env: Record<string, string> = {}, backend = deepstreamBackend): Promise<Record<string, any>> {
+  for (const file of backend.renderConfigFiles(input)) {
     writeFileSync(join(dir, file.path.split('/').pop() as string), file.content);
   }
   const saved = { ...process.env };
@@ -64,7 +78,7 @@ describe('renderDeepstreamConfig', () => {
       { type: 'ws-binary', options: { urlPath: deepstreamProfile.clientPath, heartbeatInterval: deepstreamProfile.pingIntervalSeconds * 1000 } },
       { type: 'http', options: { allowAuthData: true, postPath: '/api', getPath: '/api' } },
     ]);
-    expect(yaml.auth).toEqual([{ type: 'none' }]);
+    expect(yaml.auth).toEqual([{ type: 'none', options: {} }]);
     expect(yaml.permission).toEqual({ type: 'config', options: { permissions: 'fileLoad(permissions.yml)' } });
     expect(yaml.clusterNode).toEqual({ name: 'redis', options: { host: 'redis.internal', port: 6379 } });
     expect(yaml.cache).toEqual({ name: 'redis', options: { host: 'redis.internal', port: 6379 } });
@@ -119,6 +133,14 @@ describe('renderDeepstreamConfig', () => {
     expect(parse(configFile.content).logLevel).toBe('WARN');
     expect(parse(permissionsFile.content)).toEqual({ event: { 'chat/*': { publish: 'user.id !== null', subscribe: true } } });
     expect(renderDeepstreamPermissions()).toMatch(/^# Default: open\./m);
+  });
+
+  it('gives every auth strategy options, which deepstream reads at start even when none are needed', async () => {
+    buildAuthWithDeepstream(await loadWithDeepstream(dir, base));
+    const backend = createDeepstreamBackend({ auth: [{ type: 'file', options: { users: { admin: { password: 'x' } } } }, { type: 'none' }] });
+    const config = await loadWithDeepstream(dir, base, {}, backend);
+    buildAuthWithDeepstream(config);
+    expect(config.auth).toEqual([{ type: 'file', options: { users: { admin: { password: 'x' } } } }, { type: 'none', options: {} }]);
   });
 
   it('refuses bad input naming the field, the value and what is allowed', () => {
