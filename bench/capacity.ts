@@ -61,7 +61,7 @@ export function nginxSettingsOf(spec: NginxSpec): NginxSettings {
     workerProcesses: read('worker_processes'),
     workerConnections: Number(read('worker_connections')),
     workerRlimitNofile: Number(read('worker_rlimit_nofile')),
-    reuseport: / reuseport;/.test(conf),
+    reuseport: /^\s*listen\s[^;]*\sreuseport[\s;]/m.test(conf),
   };
 }
 
