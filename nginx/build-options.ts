@@ -332,6 +332,7 @@ const fieldSchemas = {
   osReleasePath: absolutePath,
   confPath: absolutePath,
   nginxBinary: absolutePath,
+  pidFile: absolutePath,
   reloadCommand: z
     .array(z.string().min(1, 'expected a non-empty word').refine((word) => !word.includes('\0'), 'must not contain NUL'))
     .min(1, 'expected a command as an argument list, e.g. ["systemctl", "reload", "nginx.service"]'),

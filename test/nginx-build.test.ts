@@ -8,7 +8,7 @@
 import { execFile, spawnSync, type SpawnSyncReturns } from 'child_process';
 import fs from 'fs';
 import http from 'http';
-import type net from 'net';
+import net from 'net';
 import os from 'os';
 import path from 'path';
 import fc from 'fast-check';
@@ -657,7 +657,7 @@ http {
       await eventually('nginx serves v1', serves('v1'));
       applyScript = writeFile(
         path.join(dir, 'apply.sh'),
-        renderNginxApplyConfigScript({ confPath, nginxBinary: nginxBinary(), reloadCommand: [nginxBinary(), '-c', confPath, '-s', 'reload'] }),
+        renderNginxApplyConfigScript({ confPath, nginxBinary: nginxBinary(), pidFile: pidFile(), reloadCommand: [nginxBinary(), '-c', confPath, '-s', 'reload'] }),
       );
     });
 
@@ -725,6 +725,26 @@ http {
       expect(result.code).not.toBe(0);
       expect(fs.readFileSync(confPath, 'utf8')).toBe(configServing('v2'));
       expect(leftovers()).toEqual([]);
+    });
+
+    it('restores the previous config when the master cannot apply the new one (a port nginx -t does not bind)', async () => {
+      const holder = net.createServer();
+      const busyPort = await new Promise<number>((resolve) => holder.listen(0, '127.0.0.1', () => resolve((holder.address() as net.AddressInfo).port)));
+      try {
+        const clashing = configServing('v5').replace('}\n}', `}\n  server { listen 127.0.0.1:${busyPort}; return 200; }\n}`);
+        expect(clashing).toContain(`listen 127.0.0.1:${busyPort}`);
+        const result = await runBash(applyScript, ['--base64', Buffer.from(clashing).toString('base64')]);
+        expect(result.stderr).toContain('nginx -t accepted the new config');
+        expect(result.stderr).toContain(`nginx did not start workers on the new config within 10s`);
+        expect(result.stderr).toContain(`restored the previous ${confPath}`);
+        expect(result.code).not.toBe(0);
+        expect(fs.readFileSync(confPath, 'utf8')).toBe(configServing('v2'));
+        expect(await serves('v2')()).toBe(true);
+        expect(fs.readFileSync(path.join(dir, 'error.log'), 'utf8')).toMatch(new RegExp(`bind\\(\\) to 127\\.0\\.0\\.1:${busyPort} failed`));
+        expect(leftovers()).toEqual([]);
+      } finally {
+        await new Promise((resolve) => holder.close(resolve));
+      }
     });
 
     it('logrotate rotates the logs and USR1 makes nginx reopen them', async () => {
