@@ -270,11 +270,12 @@ export function albOriginRules(route: AlbRoute, allowedOrigins: readonly string[
   };
 }
 
-/** Origins checked as the stack config checks them; ALB compares at most 128 characters. */
+/** Origins checked as the stack config checks them (at most 128 characters, what an ALB compares). */
 function checkAllowedOrigins(origins: readonly string[]): readonly string[] {
   for (const origin of origins) {
-    if (!originSchema.safeParse(origin).success || origin.length > 128) {
-      throw new Error(`allowedOrigins: "${origin}" is not an origin such as https://app.example.com (no path, at most 128 characters)`);
+    const checked = originSchema.safeParse(origin);
+    if (!checked.success) {
+      throw new Error(`allowedOrigins: "${origin}" is not allowed: ${checked.error.issues.map((issue) => issue.message).join('; ')}`);
     }
   }
   return origins;

@@ -17,6 +17,7 @@ import {
   type ResolvedStreamListener,
   type ResolvedUpstream,
 } from './conf-model';
+import { ORIGIN_MAX_LENGTH } from '../servers/validate';
 import type { NginxSpec, TlsSpec } from './spec';
 
 export {
@@ -51,6 +52,8 @@ export const TLS_CURVES = ['X25519', 'prime256v1', 'secp384r1'] as const;
 /** Shared memory zone names are global across http and stream: each context needs its own. */
 const TLS_SESSION_ZONES = { http: 'realtime_edge_http_tls', stream: 'realtime_edge_stream_tls' } as const;
 const ORIGIN_REFUSED = '$realtime_edge_origin_refused';
+/** Holds one map key of ORIGIN_MAX_LENGTH characters (an entry is a pointer plus the key, aligned). */
+const ORIGIN_MAP_BUCKET_BYTES = 256;
 const LOG_FORMATS = { http: 'realtime_edge', stream: 'realtime_edge_stream' } as const;
 
 type Lines = string[];
@@ -368,6 +371,17 @@ function httpContext(model: ResolvedNginx): Lines {
     `access_log ${paths.accessLog} ${LOG_FORMATS.http};`,
   );
   if (http) {
+    const originChecked = [...new Set(http.locations.filter((l) => l.checksOrigin).map((l) => l.backendName))];
+    if (originChecked.length > 0) {
+      body.push(
+        '',
+        ...comment(
+          `Allowed origins are map keys of up to ${ORIGIN_MAX_LENGTH} characters; the default bucket (one 64-byte cache line) holds`,
+          'about 46. Set before the first map, as nginx requires.',
+        ),
+        `map_hash_bucket_size ${ORIGIN_MAP_BUCKET_BYTES};`,
+      );
+    }
     if (http.locations.some((location) => location.kind === 'websocket')) {
       body.push(
         '',
@@ -375,7 +389,6 @@ function httpContext(model: ResolvedNginx): Lines {
         ...block('map $http_upgrade $connection_upgrade', ['default upgrade;', "'' close;"]),
       );
     }
-    const originChecked = [...new Set(http.locations.filter((l) => l.checksOrigin).map((l) => l.backendName))];
     if (originChecked.length > 0) {
       body.push(
         '',

@@ -8,7 +8,7 @@
  * Pure data in, data out; no Pulumi, no I/O.
  */
 import type { ProxyMode } from '../config/types';
-import type { ServerProfile } from '../servers/profile';
+import { proxyEnforcesOrigins, type ServerProfile } from '../servers/profile';
 import { resolveNginxInstallPaths } from './build';
 import { NGINX_DEFAULTS } from './conf-defaults';
 import type {
@@ -169,6 +169,14 @@ export function proxyNginxSpec(
   backends: readonly ProxyBackend[],
   deployment: ProxyDeployment,
 ): NginxSpec {
+  const unenforceable = settings.mode === 'http' ? [] : backends.filter((backend) => proxyEnforcesOrigins(backend.profile));
+  if (settings.allowedOrigins?.length && unenforceable.length > 0) {
+    throw new Error(
+      `nginx proxy: allowedOrigins cannot be enforced on the stream listener of ${unenforceable.map((b) => b.profile.displayName).join(', ')} ` +
+        `(mode ${settings.mode}): stream mode passes the WebSocket handshake through unread, and that server does not check Origin itself; ` +
+        'allowed: mode http, or no allowedOrigins',
+    );
+  }
   const hsts = settings.hstsMaxAgeSeconds ?? 0;
   const tls: TlsSpec = {
     certificatePath: settings.tls.certificatePath,

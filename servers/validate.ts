@@ -57,12 +57,21 @@ export const awsRegionSchema = z.string().regex(/^[a-z]{2}(?:-[a-z]+)+-\d+$/, 'e
 
 /** A browser origin (`https://app.example.com`, optionally with a port); `*` wildcards are allowed
  * in the host for servers that support patterns. No `#`, quotes or whitespace: origins end up in
- * YAML/JSON that servers pre-process as text. */
-const ORIGIN = /^https?:\/\/[A-Za-z0-9*](?:[A-Za-z0-9*.-]*[A-Za-z0-9])?(?::([1-9]\d{0,4}))?$/;
+ * YAML/JSON that servers pre-process as text. At most 128 characters, the most an ALB header
+ * condition compares. No default port: browsers never send `:443` for https or `:80` for http, so
+ * such an entry could never match. */
+const ORIGIN = /^(https?):\/\/[A-Za-z0-9*](?:[A-Za-z0-9*.-]*[A-Za-z0-9])?(?::([1-9]\d{0,4}))?$/;
+const DEFAULT_PORTS: Readonly<Record<string, string>> = { https: '443', http: '80' };
+export const ORIGIN_MAX_LENGTH = 128;
 export const originSchema = z
   .string()
+  .max(ORIGIN_MAX_LENGTH, `expected at most ${ORIGIN_MAX_LENGTH} characters`)
   .regex(ORIGIN, 'expected an origin like https://app.example.com[:port] (no path)')
-  .refine((origin) => Number(ORIGIN.exec(origin)?.[1] ?? 1) <= 65535, 'expected a port 1-65535');
+  .refine((origin) => Number(ORIGIN.exec(origin)?.[2] ?? 1) <= 65535, 'expected a port 1-65535')
+  .refine((origin) => {
+    const [, scheme, port] = ORIGIN.exec(origin) ?? [];
+    return port === undefined || DEFAULT_PORTS[scheme!] !== port;
+  }, 'expected no default port (:443 for https, :80 for http): browsers never send it');
 
 export const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits');
 

@@ -168,7 +168,9 @@ describe('allowed origins on WebSocket routes of servers that do not check Origi
 
   test('an origin with a path is refused, naming the arg', () => {
     expect(() => new AlbFrontend('alb', albArgs({ allowedOrigins: ['https://app.example.com/app'] }))).toThrow(
-      /allowedOrigins: "https:\/\/app.example.com\/app" is not an origin/,
+      /allowedOrigins: "https:\/\/app.example.com\/app" is not allowed: expected an origin like https:\/\/app.example.com\[:port\] \(no path\)/,
     );
+    // Browsers never send the default port, so such an entry would refuse every handshake.
+    expect(() => new AlbFrontend('alb', albArgs({ allowedOrigins: ['https://app.example.com:443'] }))).toThrow(/expected no default port/);
   });
 });

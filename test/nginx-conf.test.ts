@@ -27,6 +27,7 @@ import { PROXY_DEFAULTS } from '../config/proxy-defaults';
 import type { BackendMount, BalanceStrategy, NginxSpec, UpstreamServer } from '../nginx/spec';
 import { centrifugoProfile } from '../servers/centrifugo';
 import { deepstreamProfile } from '../servers/deepstream';
+import { ORIGIN_MAX_LENGTH } from '../servers/validate';
 import type { ServerProfile } from '../servers/profile';
 import {
   checkNginxConf,
@@ -769,6 +770,8 @@ async function startUnreachable(): Promise<{ port: number; close(): Promise<void
   };
 }
 
+const LONGEST_ORIGIN = `https://${'a'.repeat(ORIGIN_MAX_LENGTH - 'https://.example.com'.length)}.example.com`;
+
 describe('a real nginx: allowed origins on WebSocket routes of servers that do not check them', () => {
   it('refuses other origins with 403 for such a server, passes requests without Origin, leaves a checking server alone', async () => {
     const run = makeNginxPrefix('origins');
@@ -780,7 +783,7 @@ describe('a real nginx: allowed origins on WebSocket routes of servers that do n
       const spec: NginxSpec = {
         http: {
           listenPort,
-          allowedOrigins: ['https://app.example.com', 'https://*.example.org:8443'],
+          allowedOrigins: ['https://app.example.com', 'https://*.example.org:8443', LONGEST_ORIGIN],
           backends: [
             { profile: { ...echoProfile, checksOriginOnUpgrade: false }, servers: [{ host: '127.0.0.1', port: unchecked.port }] },
             { profile: { ...echoProfile, name: 'checking', checksOriginOnUpgrade: true }, prefix: '/checking', servers: [{ host: '127.0.0.1', port: checking.port }] },
@@ -801,13 +804,15 @@ describe('a real nginx: allowed origins on WebSocket routes of servers that do n
       expect(await outcome('/socket', 'HTTPS://App.Example.COM')).toBe('UNCHECKED');
       expect(await outcome('/socket', 'https://eu.rt.example.org:8443')).toBe('UNCHECKED');
       expect(await outcome('/socket')).toBe('UNCHECKED');
+      // As long as an origin may be: past one cache line, the size of nginx's default map bucket.
+      expect(await outcome('/socket', LONGEST_ORIGIN)).toBe('UNCHECKED');
       for (const refused of ['https://evil.example', 'http://app.example.com', 'https://app.example.com.evil.example', 'https://eu.example.org', 'https://x.example.org:8443.evil', 'null']) {
         expect([refused, await outcome('/socket', refused)]).toEqual([refused, 403]);
       }
-      expect(unchecked.upgrades).toHaveLength(4);
+      expect(unchecked.upgrades).toHaveLength(5);
       // The checking server decides for itself: nginx passes the handshake and its Origin through.
       expect(await outcome('/checking/socket', 'https://evil.example')).toBe('CHECKING');
-      // Plain HTTP routes of the same server are not gated (deepstream checks those itself).
+      // Plain HTTP routes are not gated: allowedOrigins is about WebSockets (see the README).
       expect((await request(`http://127.0.0.1:${listenPort}/api`, { headers: { origin: 'https://evil.example' } })).status).toBe(200);
     } finally {
       await nginx?.stop();

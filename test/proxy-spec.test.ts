@@ -117,6 +117,20 @@ describe('proxyNginxSpec: listeners per mode', () => {
     expect(spec.http?.tls).toStrictEqual(CERT);
   });
 
+  it('allowedOrigins reach the http frontend, and are refused where a stream listener would pass deepstream unchecked', () => {
+    const origins = ['https://app.example.com'];
+    const http = proxyNginxSpec(settings({ mode: 'http', allowedOrigins: origins }), [deepstream, centrifugo], ec2Deployment());
+    expect(http.http?.allowedOrigins).toEqual(origins);
+    // Centrifugo checks Origin itself, so its stream listener may carry origins.
+    const centrifugoStream = proxyNginxSpec(settings({ mode: 'both', allowedOrigins: origins }), [centrifugo], ec2Deployment());
+    expect(centrifugoStream.http?.allowedOrigins).toEqual(origins);
+    for (const mode of ['stream', 'both'] as const) {
+      expect(() => proxyNginxSpec(settings({ mode, allowedOrigins: origins }), [deepstream, centrifugo], ec2Deployment())).toThrow(
+        /allowedOrigins cannot be enforced on the stream listener of deepstream\.io .*allowed: mode http, or no allowedOrigins/,
+      );
+    }
+  });
+
   it('the ports a proxy opens follow the mode, and a port claimed twice is refused', () => {
     const backends = [deepstream, centrifugo];
     const ports = (mode: ProxySettings['mode']) => proxyListenerPorts(mode, backends).map((p) => p.port);

@@ -35,11 +35,11 @@ describe('hostSchema', () => {
 });
 
 describe('originSchema', () => {
-  test.each(['https://app.example.com', 'http://localhost:3000', 'https://*.example.com', 'https://app.example.com:1', 'https://app.example.com:65535'])('accepts %s', (origin) => {
+  test.each(['https://app.example.com', 'http://localhost:3000', 'https://*.example.com', 'https://app.example.com:1', 'https://app.example.com:65535', 'http://app.example.com:443', 'https://app.example.com:80', `https://${'a'.repeat(108)}.example.com`])('accepts %s', (origin) => {
     expect(originSchema.safeParse(origin).success).toBe(true);
   });
 
-  test.each(['https://app.example.com:99999', 'https://app.example.com:65536', 'https://app.example.com:0', 'https://app.example.com:', 'https://app.example.com/', 'ftp://app.example.com'])(
+  test.each(['https://app.example.com:99999', 'https://app.example.com:65536', 'https://app.example.com:0', 'https://app.example.com:', 'https://app.example.com/', 'ftp://app.example.com', 'https://app.example.com:443', 'http://app.example.com:80', `https://${'a'.repeat(109)}.example.com`])(
     'rejects %s',
     (origin) => {
       expect(originSchema.safeParse(origin).success).toBe(false);
