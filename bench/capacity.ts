@@ -105,6 +105,12 @@ function nodePids(nodes: readonly NodeHandle[]): number[][] {
   return nodes.map((node) => (node.pid !== undefined ? [node.pid] : []));
 }
 
+/** A step holds fully when every login succeeded, every connection of the step is still logged in
+ * at the end of its hold, and none was lost during it. */
+export function stepHeldFully(step: Pick<CapacityStep, 'target' | 'failed' | 'openAtEnd' | 'drops'>): boolean {
+  return step.failed === 0 && step.openAtEnd >= step.target && step.drops === 0;
+}
+
 export async function measureCapacity(plan: CapacityPlan): Promise<CapacityRun> {
   const { workers, log } = plan;
   if (plan.localAddresses.length < workers.length) throw new Error('capacity plan: one local address per client process is needed');
@@ -151,7 +157,7 @@ export async function measureCapacity(plan: CapacityPlan): Promise<CapacityRun> 
       const nodes = nodePids(plan.nodes).map((pids) => sampleProcesses(pids));
       const openAtEnd = sum(after.map((status) => status.open));
       const drops = sum(after.map((status) => status.drops)) - sum(before.map((status) => status.drops));
-      const heldFully = failed === 0 && openAtEnd >= target && drops === 0;
+      const heldFully = stepHeldFully({ target, failed, openAtEnd, drops });
       const thousands = Math.max(openAtEnd, 1) / 1000;
       const workerFds = processTree(plan.nginx.masterPid)
         .slice(1)

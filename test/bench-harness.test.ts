@@ -4,12 +4,12 @@
  * configuration expressed as renderer input (checked with the real `nginx -t`). No timing here.
  */
 import fc from 'fast-check';
-import { nginxSettingsOf } from '../bench/capacity';
+import { nginxSettingsOf, stepHeldFully } from '../bench/capacity';
 import { CAPACITY_NGINX, SEED_NGINX } from '../bench/plan';
 import { markdownTable, renderResultsMarkdown } from '../bench/report';
 import type { BenchResults, CapacityRun, LatencyPath } from '../bench/results';
 import { classifyStack, parsePerfScript, splitProfile } from '../bench/cpu-profile';
-import { parseStraceSummary, splitHalfSpread } from '../bench/latency';
+import { parseStraceSummary, pathFigures, splitHalfSpread, type RecordedPath } from '../bench/latency';
 import { bareHttpConf, bareStreamConf } from '../bench/bare-nginx';
 import { interleavedOrder, median, missingInRange, quantile, ratio, spread, summarize } from '../bench/stats';
 import { judgeTargets } from '../bench/targets';
@@ -59,6 +59,14 @@ describe('percentiles', () => {
   it('summarize agrees with quantile and computes the mean', () => {
     const summary = summarize([5, 1, 4, 2, 3]);
     expect(summary).toEqual({ count: 5, min: 1, p50: 3, p90: 5, p99: 5, max: 5, mean: 3 });
+  });
+
+  it('summarize orders samples by value, not as text: multi-digit samples', () => {
+    // As strings these sort 10, 100, 2, 25, 9, 950: min 10, p50 2, max 950.
+    const summary = summarize([25, 9, 100, 2, 950, 10]);
+    expect(summary).toEqual({ count: 6, min: 2, p50: 10, p90: 950, p99: 950, max: 950, mean: 1096 / 6 });
+    expect(summarize([0.35, 1.2, 12.5, 0.9]).p50).toBe(0.9);
+    expect(quantile([25, 9, 100, 2, 950, 10], 0.5)).toBe(10);
   });
 
   it('refuses empty samples and q outside 0..1 with a clear message', () => {
@@ -440,12 +448,50 @@ describe('nginx settings of the capacity runs, rendered by renderNginxConf', () 
   });
 });
 
+describe('a capacity step', () => {
+  const step = { target: 10_000, failed: 0, openAtEnd: 10_000, drops: 0 };
+  it('holds fully only when every login succeeded and every connection is still open, none dropped', () => {
+    expect(stepHeldFully(step)).toBe(true);
+    expect(stepHeldFully({ ...step, failed: 1 })).toBe(false);
+    expect(stepHeldFully({ ...step, openAtEnd: 9_999 })).toBe(false);
+    expect(stepHeldFully({ ...step, drops: 3 })).toBe(false);
+  });
+});
+
 describe('quick runs', () => {
   it('give no verdicts: their counts are too small to judge a target', () => {
     const verdicts = judgeTargets({ ...baseResults, quick: true });
     expect(verdicts.length).toBeGreaterThan(0);
     for (const verdict of verdicts) expect(verdict).toMatchObject({ met: null, note: 'quick run: small counts, no verdict' });
     expect(renderResultsMarkdown({ ...baseResults, quick: true, targets: verdicts })).toContain('**Quick run (`--quick`)');
+  });
+});
+
+describe('latency figures of a path from its rounds', () => {
+  // Warm-up rounds are far slower than measured ones, so keeping them shows in every figure.
+  const warm = [50, 60];
+  const recorded: RecordedPath[] = [
+    { name: 'direct', rounds: [warm, warm, [10, 12], [12, 14], [11, 13]] },
+    { name: 'nginx-stream', rounds: [warm, warm, [20, 24], [24, 28], [22, 26]] },
+  ];
+
+  it('drops the warm-up rounds and keeps every measured one', () => {
+    const [direct, stream] = pathFigures(recorded, 2);
+    expect(direct!.summary).toMatchObject({ count: 6, min: 10, p50: 12, max: 14 });
+    expect(stream!.summary).toMatchObject({ count: 6, min: 20, p50: 24, max: 28 });
+  });
+
+  it('divides each path\'s p50 and p99 by direct\'s, not by its own', () => {
+    const [direct, stream] = pathFigures(recorded, 2);
+    expect(direct).toMatchObject({ ratioP50: 1, ratioP99: 1 });
+    expect(stream).toMatchObject({ ratioP50: 2, ratioP99: 2 });
+    // Direct listed second: still the baseline.
+    expect(pathFigures([...recorded].reverse(), 2)[0]).toMatchObject({ name: 'nginx-stream', ratioP50: 2 });
+  });
+
+  it('splits the measured rounds into even and odd ones for the noise figure', () => {
+    // Measured rounds 2 and 4 (even) give p50 22; round 3 (odd) gives 24.
+    expect(pathFigures(recorded, 2)[1]!.p50SplitHalfSpreadMs).toBe(2);
   });
 });
 

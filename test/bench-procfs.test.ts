@@ -41,3 +41,48 @@ describe('sampleProcesses', () => {
     }
   });
 });
+
+// A child that spins for a while and reports its own process.cpuUsage() before and after.
+const SPIN_SCRIPT = `
+const report = () => process.stdout.write(JSON.stringify(process.cpuUsage()) + '\\n');
+report();
+process.stdin.once('data', () => {
+  const until = Date.now() + 400;
+  while (Date.now() < until) {}
+  report();
+});
+`;
+
+describe('sampleProcesses CPU time', () => {
+  it("reads utime + stime: a busy child's cpuSeconds match its own process.cpuUsage()", async () => {
+    const child = spawn(process.execPath, ['-e', SPIN_SCRIPT], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      let buffered = '';
+      const nextUsage = async (): Promise<number> => {
+        while (!buffered.includes('\n')) {
+          const [chunk] = (await once(child.stdout, 'data')) as [Buffer];
+          buffered += chunk.toString('utf8');
+        }
+        const [line, ...rest] = buffered.split('\n');
+        buffered = rest.join('\n');
+        const usage = JSON.parse(line!) as { user: number; system: number };
+        return (usage.user + usage.system) / 1e6;
+      };
+      const ownBefore = await nextUsage();
+      const before = sampleProcesses([child.pid!]);
+      const wallStarted = performance.now();
+      child.stdin.write('go\n');
+      const ownAfter = await nextUsage();
+      const after = sampleProcesses([child.pid!]);
+      const wallSeconds = (performance.now() - wallStarted) / 1000;
+      const own = ownAfter - ownBefore;
+      const measured = after.cpuSeconds - before.cpuSeconds;
+      expect(own).toBeGreaterThanOrEqual(0.2);
+      // /proc counts in 10 ms ticks; the child also runs a little outside its own two readings.
+      expect(measured).toBeGreaterThanOrEqual(own - 0.05);
+      expect(measured).toBeLessThanOrEqual(Math.min(own + 0.1, wallSeconds + 0.02));
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
