@@ -2,6 +2,7 @@
  * bench/RESULTS.md from one run's results. Pure: results in, Markdown out (unit-tested).
  */
 import { PROFILE_KIND_LABELS, PROFILE_KINDS, waitingPercent } from './cpu-profile';
+import { nodeRssPer1000 } from './capacity';
 import { addedPerTraversalMicros, TRAVERSALS_PER_ROUND_TRIP } from './latency';
 import type { BenchResults, CapacityRun, CpuProfile, LatencyResults } from './results';
 
@@ -198,6 +199,7 @@ function capacityRunSection(run: CapacityRun, holdSeconds: number): string[] {
     step.nginxRssPer1000Megabytes,
     step.nginxMaxWorkerFds,
     step.nodeRssMegabytes.join(' / '),
+    (step.nodeRssAboveIdlePer1000Megabytes ?? nodeRssPer1000(run, step)).map((value) => value ?? 'n/a').join(' / '),
     step.nodeFds.join(' / '),
   ]);
   const problems = run.steps.flatMap((step) => [
@@ -225,10 +227,18 @@ function capacityRunSection(run: CapacityRun, holdSeconds: number): string[] {
         'nginx MB / 1k (above idle)',
         'max fds of a worker',
         'node RSS MB',
+        'node MB / 1k (above idle)',
         'node fds',
       ],
       rows,
     ),
+    '',
+    'node MB / 1k (above idle): each node\'s RSS growth above its own idle RSS, divided by the thousands of connections it ' +
+      (run.nodeBaselineFds
+        ? 'holds (its open descriptors above idle). '
+        : 'holds (this run did not record the nodes\' idle descriptors, so the connections open at the end are split in ' +
+          'proportion to each node\'s descriptors). ') +
+      'Node heaps grow and shrink with garbage collection, so these figures are noisy and can be negative.',
     '',
     ...(problems.length > 0 ? ['Errors seen:', '', ...problems, ''] : []),
     `CPU over this run (${run.cpu.wallSeconds} s):`,

@@ -127,8 +127,11 @@ export interface CapacityStep {
   readonly nginxTotalRssPer1000Megabytes: number;
   readonly nginxMaxWorkerFds: number;
   readonly nodeRssMegabytes: readonly number[];
-  /** Each node's RSS per 1,000 of the connections it holds (half of them each). */
-  readonly nodeRssPer1000Megabytes: readonly number[];
+  /** Each node's RSS growth above its own idle RSS per 1,000 of the connections it holds (its open
+   * descriptors above idle); null for a node holding none. Absent in runs before it existed: the
+   * report computes it from the fields here (nodeRssPer1000 of capacity.ts). */
+  readonly nodeRssAboveIdlePer1000Megabytes?: ReadonlyArray<number | null>;
+  /** Open descriptors of each node (one per client connection, plus its idle ones). */
   readonly nodeFds: readonly number[];
   readonly clientErrors: readonly string[];
   /** nginx error log lines written during the step (e.g. "worker_connections are not enough"). */
@@ -142,6 +145,8 @@ export interface CapacityRun {
   readonly nginx: NginxSettings;
   readonly nginxBaselineRssMegabytes: number;
   readonly nodeBaselineRssMegabytes: readonly number[];
+  /** Each node's open descriptors before the first step (absent in runs before it was recorded). */
+  readonly nodeBaselineFds?: readonly number[];
   readonly steps: readonly CapacityStep[];
   /** Highest step every connection of which stayed logged in through its hold; 0 if none. */
   readonly highestHeld: number;

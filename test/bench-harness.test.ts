@@ -4,7 +4,7 @@
  * configuration expressed as renderer input (checked with the real `nginx -t`). No timing here.
  */
 import fc from 'fast-check';
-import { nginxSettingsOf, stepHeldFully } from '../bench/capacity';
+import { nginxSettingsOf, nodeConnections, nodeRssPer1000, stepHeldFully } from '../bench/capacity';
 import { CAPACITY_NGINX, SEED_NGINX } from '../bench/plan';
 import { markdownTable, renderResultsMarkdown } from '../bench/report';
 import type { BenchResults, CapacityRun, LatencyPath } from '../bench/results';
@@ -175,7 +175,6 @@ function capacityRun(name: string, highestHeld: number, totalPer1000: number): C
         nginxTotalRssPer1000Megabytes: totalPer1000,
         nginxMaxWorkerFds: 100,
         nodeRssMegabytes: [100, 100],
-        nodeRssPer1000Megabytes: [5, 5],
         nodeFds: [10, 10],
         clientErrors: [],
         nginxErrors: [],
@@ -455,6 +454,35 @@ describe('a capacity step', () => {
     expect(stepHeldFully({ ...step, failed: 1 })).toBe(false);
     expect(stepHeldFully({ ...step, openAtEnd: 9_999 })).toBe(false);
     expect(stepHeldFully({ ...step, drops: 3 })).toBe(false);
+  });
+});
+
+describe('node memory per 1,000 connections', () => {
+  // The plain run at 20,000 of the stored full run: idle nodes 110.12 / 113.75 MB.
+  const step = { openAtEnd: 20_000, nodeRssMegabytes: [137.7, 141.39], nodeFds: [10_025, 10_023] };
+  const run = { nodeBaselineRssMegabytes: [110.12, 113.75] };
+
+  it('is each node\'s growth above its own idle RSS per 1,000 of its own connections, not its whole RSS', () => {
+    expect(nodeConnections([25, 23], step)).toEqual([10_000, 10_000]);
+    expect(nodeRssPer1000({ ...run, nodeBaselineFds: [25, 23] }, step)).toEqual([2.76, 2.76]);
+  });
+
+  it('splits the open connections by descriptors when the run did not record the idle ones', () => {
+    expect(nodeConnections(undefined, step)).toEqual([10_001, 9_999]);
+    expect(nodeRssPer1000(run, step)).toEqual([2.76, 2.76]);
+  });
+
+  it('is null for a node holding no connection, and may be negative after a collection', () => {
+    const shrunk = { openAtEnd: 5000, nodeRssMegabytes: [83.54, 110.12], nodeFds: [5025, 23] };
+    expect(nodeRssPer1000({ ...run, nodeBaselineFds: [25, 23] }, shrunk)).toEqual([-5.32, null]);
+  });
+
+  it('is a column of each capacity table, computed from the stored step data of older runs', () => {
+    const markdown = renderResultsMarkdown({ ...baseResults, targets: [] });
+    expect(markdown).toContain('node MB / 1k (above idle)');
+    // capacityRun(): nodes at 100 MB over an idle 80 MB, 10 descriptors each, 20,000 open.
+    const row = markdown.split('\n').find((line) => line.startsWith('| 20,000 |'))!;
+    expect(row).toContain('| 100 / 100 | 2 / 2 | 10 / 10 |');
   });
 });
 
