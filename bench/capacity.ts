@@ -248,6 +248,26 @@ export async function measureCapacity(plan: CapacityPlan): Promise<CapacityRun> 
   };
 }
 
+/** What a memory-probe row says about its failed logins: stored, or (runs before it was stored)
+ * at least the gap to the most connections another path of the same probe opened, since every path
+ * asks for the same number. A row with failures is approximate: their memory is in the growth. */
+export interface ProbeFailures {
+  /** Failed logins; a lower bound where `inferred`; undefined where nothing shows one. */
+  readonly failed: number | undefined;
+  readonly inferred: boolean;
+  readonly firstError: string | undefined;
+  readonly approximate: boolean;
+}
+
+export function memoryProbeFailures(row: MemoryPerConnection, rows: readonly MemoryPerConnection[]): ProbeFailures {
+  if (row.failed !== undefined) {
+    return { failed: row.failed, inferred: false, firstError: row.firstError, approximate: row.failed > 0 };
+  }
+  const mostOpened = Math.max(...rows.map((entry) => entry.connections));
+  const gap = mostOpened - row.connections;
+  return { failed: gap > 0 ? gap : undefined, inferred: true, firstError: undefined, approximate: gap > 0 };
+}
+
 export interface MemoryProbePlan {
   readonly paths: ReadonlyArray<{
     readonly name: string;
@@ -296,6 +316,8 @@ export async function measureMemoryPerConnection(plan: MemoryProbePlan): Promise
         ),
       );
       opened = sum(replies.map((reply) => reply.opened));
+      const failed = sum(replies.map((reply) => reply.failed));
+      const firstError = replies.flatMap((reply) => reply.errors)[0];
       // Let the last logins' transient buffers be released before reading memory.
       await sleep(plan.settleMs);
       const after = sampleProcesses(path.pids());
@@ -304,10 +326,17 @@ export async function measureMemoryPerConnection(plan: MemoryProbePlan): Promise
         path: path.name,
         description: path.description,
         connections: opened,
+        requested: plan.connections,
+        failed,
+        ...(firstError !== undefined ? { firstError } : {}),
         rssKilobytesPerConnection: kilobytes(after.rssBytes - before.rssBytes),
         pssKilobytesPerConnection: kilobytes(after.pssBytes - before.pssBytes),
       });
-      plan.log(`  memory per connection via ${path.name}: ${rows[rows.length - 1]!.rssKilobytesPerConnection} KB RSS (${opened} connections)`);
+      plan.log(
+        `  memory per connection via ${path.name}: ${rows[rows.length - 1]!.rssKilobytesPerConnection} KB RSS (${opened} connections` +
+          (failed > 0 ? `, ${failed} failed: ${firstError ?? 'no error text'}; approximate` : '') +
+          ')',
+      );
     } finally {
       await Promise.all(plan.workers.map((worker) => worker.closeAll()));
     }

@@ -2,9 +2,9 @@
  * bench/RESULTS.md from one run's results. Pure: results in, Markdown out (unit-tested).
  */
 import { PROFILE_KIND_LABELS, PROFILE_KINDS, waitingPercent } from './cpu-profile';
-import { nodeRssPer1000 } from './capacity';
+import { memoryProbeFailures, nodeRssPer1000 } from './capacity';
 import { addedPerTraversalMicros, TRAVERSALS_PER_ROUND_TRIP } from './latency';
-import type { BenchResults, CapacityRun, CpuProfile, LatencyResults } from './results';
+import type { BenchResults, CapacityRun, CpuProfile, LatencyResults, MemoryPerConnection } from './results';
 
 type Cell = string | number;
 
@@ -186,6 +186,42 @@ function latencySection(latency: LatencyResults): string[] {
   ];
 }
 
+/** The memory probe's rows; a row whose logins partly failed is marked approximate (≈). */
+function memoryProbeTable(rows: readonly MemoryPerConnection[]): string[] {
+  const failures = rows.map((row) => memoryProbeFailures(row, rows));
+  const approximate = (value: number, index: number): Cell => (failures[index]!.approximate ? `≈ ${value}` : value);
+  const anyInferred = failures.some((entry) => entry.inferred);
+  return [
+    markdownTable(
+      ['path', 'what', 'connections', 'failed logins', 'first error', 'RSS KB per connection', 'PSS KB per connection'],
+      rows.map((row, index): Cell[] => {
+        const { failed, inferred, firstError } = failures[index]!;
+        return [
+          row.path,
+          row.description,
+          row.connections,
+          failed === undefined ? (inferred ? 'not recorded in this run' : 0) : inferred ? `at least ${failed}` : failed,
+          firstError ?? (inferred ? 'not recorded in this run' : failed ? 'none reported' : ''),
+          approximate(row.rssKilobytesPerConnection, index),
+          approximate(row.pssKilobytesPerConnection, index),
+        ];
+      }),
+    ),
+    '',
+    ...(failures.some((entry) => entry.approximate)
+      ? [
+          '≈: some logins of that probe failed; the growth is divided by the connections that logged in, yet includes what the ' +
+            'failed attempts left behind, so the figure is approximate.' +
+            (anyInferred
+              ? ' This run did not record failed logins or their errors: "at least N" is how many fewer connections the path ' +
+                'opened than another path of the same probe (every path asks for the same number).'
+              : ''),
+          '',
+        ]
+      : []),
+  ];
+}
+
 function capacityRunSection(run: CapacityRun, holdSeconds: number): string[] {
   const rows = run.steps.map((step): Cell[] => [
     formatCount(step.target),
@@ -293,17 +329,7 @@ export function renderResultsMarkdown(results: BenchResults): string {
           'the latency phase used; growth of the proxy\'s RSS and PSS divided by the connections. This is what each mode costs ' +
           'per connection: the L7 request state and buffers of http mode, the L4 session of stream mode, and what TLS adds.',
         '',
-        markdownTable(
-          ['path', 'what', 'connections', 'RSS KB per connection', 'PSS KB per connection'],
-          results.capacity.memoryPerConnection.map((row): Cell[] => [
-            row.path,
-            row.description,
-            row.connections,
-            row.rssKilobytesPerConnection,
-            row.pssKilobytesPerConnection,
-          ]),
-        ),
-        '',
+        ...memoryProbeTable(results.capacity.memoryPerConnection),
       );
     }
     for (const run of results.capacity.runs) lines.push(...capacityRunSection(run, results.capacity.holdSeconds));

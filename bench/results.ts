@@ -157,7 +157,14 @@ export interface CapacityRun {
 export interface MemoryPerConnection {
   readonly path: string;
   readonly description: string;
+  /** Connections that logged in: the divisor of the per-connection figures. */
   readonly connections: number;
+  /** Connections asked for (absent in runs before it was recorded). */
+  readonly requested?: number;
+  /** Connections that failed to log in, and the first error; their memory is in the growth too, so
+   * a row with failures is approximate (absent in runs before it was recorded). */
+  readonly failed?: number;
+  readonly firstError?: string;
   readonly rssKilobytesPerConnection: number;
   readonly pssKilobytesPerConnection: number;
 }

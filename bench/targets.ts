@@ -4,6 +4,7 @@
  * run's own profile figures, what limits it.
  */
 import { waitingPercent, type CpuProfileSplit } from './cpu-profile';
+import { memoryProbeFailures } from './capacity';
 import { addedPerTraversalMicros, TRAVERSALS_PER_ROUND_TRIP } from './latency';
 import type { BenchResults, CapacityRun, LatencyResults, MemoryPerConnection, TargetVerdict } from './results';
 
@@ -174,16 +175,23 @@ function memoryLimit(run: CapacityRun, memory: readonly MemoryPerConnection[], l
   const perConnection = Math.round(top.nginxRssPer1000Megabytes * 1.024 * 10) / 10;
   const allowed = Math.round(((TARGETS.nginxMegabytesPer1000 * top.target) / 1000 - run.nginxBaselineRssMegabytes) * 1024 / top.target * 10) / 10;
   const kb = (path: string): number | undefined => memory.find((row) => row.path === path)?.rssKilobytesPerConnection;
-  const byMode = [
-    ['nginx http with nginx defaults only', kb('nginx-http-bare')],
-    ['nginx http', kb('nginx-http')],
-    ['nginx stream', kb('nginx-stream')],
-    ['nginx https', kb('nginx-https')],
-    ['nginx stream+TLS', kb('nginx-stream-tls')],
-    [HAPROXY_OF_CAPACITY[label][0], kb(HAPROXY_OF_CAPACITY[label][1])],
-  ]
-    .filter((entry): entry is [string, number] => entry[1] !== undefined)
-    .map(([mode, value]) => `${mode} ${value}`)
+  const approximate = (path: string): boolean => {
+    const row = memory.find((entry) => entry.path === path);
+    return row !== undefined && memoryProbeFailures(row, memory).approximate;
+  };
+  const modes: ReadonlyArray<readonly [string, string]> = [
+    ['nginx http with nginx defaults only', 'nginx-http-bare'],
+    ['nginx http', 'nginx-http'],
+    ['nginx stream', 'nginx-stream'],
+    ['nginx https', 'nginx-https'],
+    ['nginx stream+TLS', 'nginx-stream-tls'],
+    HAPROXY_OF_CAPACITY[label],
+  ];
+  const byMode = modes
+    .flatMap(([mode, path]) => {
+      const value = kb(path);
+      return value === undefined ? [] : [`${mode} ${approximate(path) ? '≈ ' : ''}${value}`];
+    })
     .join(', ');
   return (
     `${perConnection} KB per connection above an idle ${run.nginxBaselineRssMegabytes} MB (preallocated ` +

@@ -4,10 +4,10 @@
  * configuration expressed as renderer input (checked with the real `nginx -t`). No timing here.
  */
 import fc from 'fast-check';
-import { nginxSettingsOf, nodeConnections, nodeRssPer1000, stepHeldFully } from '../bench/capacity';
+import { memoryProbeFailures, nginxSettingsOf, nodeConnections, nodeRssPer1000, stepHeldFully } from '../bench/capacity';
 import { CAPACITY_NGINX, SEED_NGINX } from '../bench/plan';
 import { markdownTable, renderResultsMarkdown } from '../bench/report';
-import type { BenchResults, CapacityRun, LatencyPath } from '../bench/results';
+import type { BenchResults, CapacityRun, LatencyPath, MemoryPerConnection } from '../bench/results';
 import { classifyStack, parsePerfScript, splitProfile } from '../bench/cpu-profile';
 import { parseStraceSummary, pathFigures, splitHalfSpread, type RecordedPath } from '../bench/latency';
 import { bareHttpConf, bareStreamConf } from '../bench/bare-nginx';
@@ -483,6 +483,36 @@ describe('node memory per 1,000 connections', () => {
     // capacityRun(): nodes at 100 MB over an idle 80 MB, 10 descriptors each, 20,000 open.
     const row = markdown.split('\n').find((line) => line.startsWith('| 20,000 |'))!;
     expect(row).toContain('| 100 / 100 | 2 / 2 | 10 / 10 |');
+  });
+});
+
+describe('memory probe rows with failed logins', () => {
+  const row = (path: string, connections: number, extra: Partial<MemoryPerConnection> = {}): MemoryPerConnection => ({
+    path,
+    description: path,
+    connections,
+    rssKilobytesPerConnection: 17.8,
+    pssKilobytesPerConnection: 17.6,
+    ...extra,
+  });
+
+  it('show the failed count and first error, and mark the KB figures approximate', () => {
+    const rows = [
+      row('nginx-http-bare', 2842, { requested: 3000, failed: 158, firstError: 'login timed out after 20000 ms' }),
+      row('nginx-http', 3000, { requested: 3000, failed: 0 }),
+    ];
+    const markdown = renderResultsMarkdown({ ...baseResults, capacity: { ...baseResults.capacity!, memoryPerConnection: rows }, targets: [] });
+    expect(markdown).toContain('| nginx-http-bare | nginx-http-bare | 2842 | 158 | login timed out after 20000 ms | ≈ 17.8 | ≈ 17.6 |');
+    expect(markdown).toContain('| nginx-http | nginx-http | 3000 | 0 |  | 17.8 | 17.6 |');
+    expect(markdown).toContain('≈: some logins of that probe failed');
+  });
+
+  it('of runs that did not record failures: at least the gap to another path, and the error not recorded', () => {
+    const rows = [row('nginx-http-bare', 2842), row('nginx-http', 3000)];
+    expect(memoryProbeFailures(rows[0]!, rows)).toEqual({ failed: 158, inferred: true, firstError: undefined, approximate: true });
+    expect(memoryProbeFailures(rows[1]!, rows)).toMatchObject({ failed: undefined, approximate: false });
+    const markdown = renderResultsMarkdown({ ...baseResults, capacity: { ...baseResults.capacity!, memoryPerConnection: rows }, targets: [] });
+    expect(markdown).toContain('| nginx-http-bare | nginx-http-bare | 2842 | at least 158 | not recorded in this run | ≈ 17.8 |');
   });
 });
 
