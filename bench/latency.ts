@@ -56,6 +56,14 @@ export function addedPerTraversalMicros(pathP50Ms: number, directP50Ms: number):
   return Math.round(((pathP50Ms - directP50Ms) / TRAVERSALS_PER_ROUND_TRIP) * 1000);
 }
 
+/** The latency paths one proxy process relays: its CPU and context switches per relayed message
+ * are averaged over all of them (the process is metered as a whole over the phase). */
+export function pathsOfProxy(proxyComponentOfPath: Readonly<Record<string, string>>, component: string): string[] {
+  return Object.entries(proxyComponentOfPath)
+    .filter(([, served]) => served === component)
+    .map(([path]) => path);
+}
+
 export interface LatencyPlacement {
   readonly provider: string;
   readonly caller: string;

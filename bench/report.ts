@@ -3,7 +3,7 @@
  */
 import { PROFILE_KIND_LABELS, PROFILE_KINDS, waitingPercent } from './cpu-profile';
 import { memoryProbeFailures, nodeRssPer1000 } from './capacity';
-import { addedPerTraversalMicros, TRAVERSALS_PER_ROUND_TRIP } from './latency';
+import { addedPerTraversalMicros, pathsOfProxy, TRAVERSALS_PER_ROUND_TRIP } from './latency';
 import type { BenchResults, CapacityRun, CpuProfile, LatencyResults, MemoryPerConnection } from './results';
 
 type Cell = string | number;
@@ -167,15 +167,24 @@ function latencySection(latency: LatencyResults): string[] {
     ),
     '',
     ...acrossNodesSection(latency),
-    `CPU during the latency phase (${latency.cpu.wallSeconds} s), and what each proxy spent per message it relayed ` +
-      `(a round trip is ${TRAVERSALS_PER_ROUND_TRIP} messages through the proxy${pathsServedByProxy(latency)}):`,
+    `CPU during the latency phase (${latency.cpu.wallSeconds} s), and what each proxy process spent per message it relayed ` +
+      `(a round trip is ${TRAVERSALS_PER_ROUND_TRIP} messages through the proxy):`,
     '',
     cpuTable(latency.cpu),
     '',
     markdownTable(
-      ['proxy', 'CPU µs per relayed message', 'context switches per relayed message'],
-      Object.entries(latency.proxyCpuMicrosPerMessage).map(([name, micros]): Cell[] => [name, micros, latency.proxyContextSwitchesPerMessage[name] ?? 0]),
+      ['proxy process', 'paths it relays', 'CPU µs per relayed message', 'context switches per relayed message'],
+      Object.entries(latency.proxyCpuMicrosPerMessage).map(([name, micros]): Cell[] => [
+        name,
+        pathsOfProxy(latency.proxyComponentOfPath, name).join(', '),
+        micros,
+        latency.proxyContextSwitchesPerMessage[name] ?? 0,
+      ]),
     ),
+    '',
+    'Each process is metered as a whole over the phase, so these are its averages over every path it relays (all of them ' +
+      'carry the same number of round trips), not figures of any one path: they do not compare paths. Per-path evidence is ' +
+      'the strace and perf tables below, each taken over untimed round trips of one path alone.',
     '',
     ...syscallSection(latency),
     ...cpuSplitSection(latency),
@@ -445,14 +454,4 @@ export function renderResultsMarkdown(results: BenchResults): string {
     lines.push('## Errors', '', ...results.errors.map((error) => `- ${error}`), '');
   }
   return `${lines.join('\n').trimEnd()}\n`;
-}
-
-/** "; nginx (TLS: https, stream) relays 4 paths, haproxy 4": per-message figures divide by these. */
-function pathsServedByProxy(latency: LatencyResults): string {
-  const counts = new Map<string, number>();
-  for (const component of Object.values(latency.proxyComponentOfPath)) counts.set(component, (counts.get(component) ?? 0) + 1);
-  const shared = [...counts]
-    .filter(([, count]) => count > 1)
-    .map(([component, count], index) => `${component} relays ${count}${index === 0 ? ' paths' : ''}`);
-  return shared.length > 0 ? `; ${shared.join(', ')}` : '';
 }

@@ -202,6 +202,8 @@ async function main(): Promise<number> {
           const { cpu } = measured;
           const proxyCpuMicrosPerMessage: Record<string, number> = {};
           const proxyContextSwitchesPerMessage: Record<string, number> = {};
+          // A process is metered as a whole: these are its averages over every path it relays (the
+          // report says so), never one path's figure.
           for (const [component, served] of Object.entries(environment.proxyPaths)) {
             const messages = served.length * measured.totalRoundTripsPerPath * TRAVERSALS_PER_ROUND_TRIP;
             proxyCpuMicrosPerMessage[component] = Math.round(((cpu.seconds[component] ?? 0) * 1e6) / messages);

@@ -5,7 +5,7 @@
  */
 import { waitingPercent, type CpuProfileSplit } from './cpu-profile';
 import { memoryProbeFailures } from './capacity';
-import { addedPerTraversalMicros, TRAVERSALS_PER_ROUND_TRIP } from './latency';
+import { addedPerTraversalMicros, pathsOfProxy, TRAVERSALS_PER_ROUND_TRIP } from './latency';
 import type { BenchResults, CapacityRun, LatencyResults, MemoryPerConnection, TargetVerdict } from './results';
 
 /** Hand-built anchors (p50 ratio to direct, two runs of one harness on this machine; issue 5). The
@@ -68,7 +68,20 @@ function syscallList(calls: Readonly<Record<string, number>>): string {
 }
 
 function syscallText(calls: Readonly<Record<string, number>> | undefined): string {
-  return calls ? ` (strace: ${syscallList(calls)} per message)` : '';
+  return calls ? `strace over untimed round trips of this path alone: ${syscallList(calls)} per relayed message; ` : '';
+}
+
+/** The CPU of the proxy process serving `name`, per message it relayed: metered per process over the
+ * whole phase, so an average over every path that process relays, and said so. */
+function proxyCpuText(latency: LatencyResults, name: string): string {
+  const component = latency.proxyComponentOfPath[name];
+  const cpu = component !== undefined ? latency.proxyCpuMicrosPerMessage[component] : undefined;
+  if (component === undefined || cpu === undefined) return '';
+  const served = pathsOfProxy(latency.proxyComponentOfPath, component);
+  return served.length > 1
+    ? `its proxy process (${component}) averaged ${cpu} µs CPU per relayed message over all ${served.length} paths it relays ` +
+        `(${served.join(', ')}), a process figure, not this path's; `
+    : `its proxy process (${component}) relays only this path and spent ${cpu} µs CPU per relayed message; `;
 }
 
 /** Both proxies' system calls per relayed message, when both paths were traced. */
@@ -86,19 +99,6 @@ function cpuSplitText(split: CpuProfileSplit | undefined): string {
     `perf: ${waitingPercent(split)}% of the proxy's CPU is waking the process on the other side (${split.percent.wake}%) and sleeping until the next ` +
     `message (${split.percent.switch}%), ${split.percent.kernel}% other kernel work, ${split.percent.user}% the proxy's own code; `
   );
-}
-
-/** How often each proxy went to sleep per message it relayed: a proxy that finds the next message
- * already there when it polls skips a wake-up. */
-function contextSwitchComparison(latency: LatencyResults | undefined, nginxName: string, haproxyName: string): string {
-  const switches = (name: string): number | undefined => {
-    const component = latency?.proxyComponentOfPath[name];
-    return component !== undefined ? latency?.proxyContextSwitchesPerMessage[component] : undefined;
-  };
-  const nginx = switches(nginxName);
-  const haproxy = switches(haproxyName);
-  if (nginx === undefined || haproxy === undefined) return '';
-  return `; context switches per relayed message: nginx ${nginx}, HAProxy ${haproxy}`;
 }
 
 /** Both proxies' share of CPU spent waking and sleeping, and their CPU time over the same round
@@ -123,11 +123,10 @@ function latencyLimit(latency: LatencyResults, name: string, target: number): st
   if (!direct || !path) return '';
   const addedMicros = addedPerTraversalMicros(path.p50Ms, direct.p50Ms);
   const budgetMicros = Math.round((((target - 1) * direct.p50Ms) / TRAVERSALS_PER_ROUND_TRIP) * 1000);
-  const component = latency.proxyComponentOfPath[name];
-  const cpu = component !== undefined ? latency.proxyCpuMicrosPerMessage[component] : undefined;
   return (
     `each of the ${TRAVERSALS_PER_ROUND_TRIP} traversals of a round trip adds ${addedMicros} µs at p50; ` +
-    (cpu !== undefined ? `the proxy burns ${cpu} µs CPU per relayed message${syscallText(latency.syscallsPerMessage[name])}; ` : '') +
+    proxyCpuText(latency, name) +
+    syscallText(latency.syscallsPerMessage[name]) +
     cpuSplitText(latency.proxyCpuSplits?.[name]) +
     `the target allows ${budgetMicros} µs per traversal against a direct round trip of ${Math.round(direct.p50Ms * 1000)} µs` +
     acrossNodesText(latency, name) +
@@ -303,7 +302,6 @@ function judgeFigures(results: Omit<BenchResults, 'targets'>): TargetVerdict[] {
         `${differenceMicros} µs apart; the p50 of even and odd rounds of one path differs by up to ${noiseMicros} µs in this run` +
         (twinMicros === undefined ? '' : `, and two identical nginx stream listeners (${TWIN_PATHS.join(' and ')}) by ${twinMicros} µs`) +
         `, so the order is ${differenceMicros <= Math.max(noiseMicros, twinMicros ?? 0) ? 'within noise' : 'beyond that noise'}` +
-        contextSwitchComparison(latency, nginxName, haproxyName) +
         syscallComparison(latency, nginxName, haproxyName) +
         cpuSplitComparison(latency, nginxName, haproxyName, !met),
     });

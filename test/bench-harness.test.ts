@@ -252,9 +252,17 @@ describe('target verdicts', () => {
     );
     const withProfile = judgeTargets({
       ...baseResults,
-      latency: { ...baseResults.latency!, proxyCpuMicrosPerMessage: { 'nginx (TLS: https, stream)': 30 }, syscallsPerMessage: { 'nginx-stream': { recvfrom: 1, writev: 1, epoll_wait: 1.2 } } },
+      latency: {
+        ...baseResults.latency!,
+        proxyComponentOfPath: { ...baseResults.latency!.proxyComponentOfPath, 'nginx-stream-tls': 'nginx (TLS: https, stream)' },
+        proxyCpuMicrosPerMessage: { 'nginx (TLS: https, stream)': 30 },
+        syscallsPerMessage: { 'nginx-stream': { recvfrom: 1, writev: 1, epoll_wait: 1.2 } } },
     }).find((entry) => entry.target.includes('via stream'))!;
-    expect(withProfile.limit).toContain('the proxy burns 30 µs CPU per relayed message (strace: 1 recvfrom, 1 writev, 1.2 epoll_wait per message)');
+    expect(withProfile.limit).toContain(
+      'its proxy process (nginx (TLS: https, stream)) averaged 30 µs CPU per relayed message over all 2 paths it relays ' +
+        "(nginx-stream, nginx-stream-tls), a process figure, not this path's; " +
+        'strace over untimed round trips of this path alone: 1 recvfrom, 1 writev, 1.2 epoll_wait per relayed message; ',
+    );
     expect(verdict('RPC p50 ratio to direct ≤ 1.25 via http').limit).toBe('');
     const withSplit = judgeTargets({
       ...baseResults,
@@ -283,7 +291,8 @@ describe('target verdicts', () => {
         proxyContextSwitchesPerMessage: { 'nginx (TLS: https, stream)': 1.1, haproxy: 0.6 },
       },
     }).find((entry) => entry.target.startsWith('nginx-stream no slower'))!;
-    expect(withSwitches.limit).toContain('so the order is within noise; context switches per relayed message: nginx 1.1, HAProxy 0.6');
+    // Process averages over every path a process relays do not compare two paths.
+    expect(withSwitches.limit).not.toContain('context switches');
   });
 
   it('compares the CPU time nginx and HAProxy spent on the same untimed round trips of a path', () => {
@@ -385,7 +394,7 @@ describe('target verdicts', () => {
     const rows = markdown.split('\n');
     for (const entry of verdicts) expect(rows.some((row) => row.startsWith(`| ${entry.target} |`))).toBe(true);
     expect(rows).toContain('| nginx-http | nginx-http | 2000 | 0.48 | 1.44 | 1.2 | 1.2 |  | 20 |');
-    expect(rows).toContain('| nginx (plain http) | 17 | 1.02 |');
+    expect(rows).toContain('| nginx (plain http) | nginx-http | 17 | 1.02 |');
     expect(rows).toContain('| path | epoll_wait | recvfrom | sendto |');
     expect(rows).toContain('| nginx-http | 1.3 | 1.1 | 1.1 |');
     expect(markdown).not.toContain('Quick run');
