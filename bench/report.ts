@@ -29,6 +29,15 @@ export function formatCount(value: number): string {
   return Math.round(value).toLocaleString('en-US');
 }
 
+/**
+ * How far ratios moved between runs: computed by hand on 2026-11-25 from the 11 distinct full runs in
+ * the git history of bench/results.json (git log -p -- bench/results.json), not from this run.
+ */
+const ACROSS_RUNS =
+  'How far they move: over the 11 full runs committed on 2026-11-25 (counted by hand that day from the git history of ' +
+  'bench/results.json; the harness also changed between some of them), the p50 ratio to direct of one path spanned up to ' +
+  '1.33 (nginx-https 1.97–3.30, nginx-stream 1.56–2.71, nginx-http 1.69–2.20).';
+
 function verdictCell(met: boolean | null): string {
   if (met === null) return 'n/a';
   return met ? 'met' : 'MISSED';
@@ -308,7 +317,7 @@ export function renderResultsMarkdown(results: BenchResults): string {
     `- Versions: Node ${versions.node}, nginx ${versions.nginx} (Debian), HAProxy ${versions.haproxy} (Debian), ` +
       `deepstream server ${versions.deepstream} / client ${versions.deepstreamClient}, Redis ${versions.redis}, ${versions.openssl}`,
     '- Everything on loopback on this one machine: clients, proxies, both nodes and Redis share its cores, so figures are ' +
-      'comparable only inside one run (ratios move by about ±0.1 between runs).',
+      `comparable only inside one run: compare paths within a run, never a ratio with another run's. ${ACROSS_RUNS}`,
     '',
     '## Targets',
     '',

@@ -386,6 +386,13 @@ describe('target verdicts', () => {
     );
   });
 
+  it('RESULTS.md says ratios compare only inside one run, with how far they moved across the committed runs', () => {
+    const markdown = renderResultsMarkdown({ ...baseResults, targets: [] });
+    expect(markdown).not.toContain('±0.1');
+    expect(markdown).toContain('compare paths within a run');
+    expect(markdown).toContain('nginx-stream 1.56–2.71');
+  });
+
   it('RESULTS.md states machine, versions and command, and has a row per target and per latency path', () => {
     const markdown = renderResultsMarkdown({ ...baseResults, targets: verdicts });
     expect(markdown).toContain('- Machine: 2 × Test CPU, 1,024 MB memory, Linux 6.0');
