@@ -386,6 +386,15 @@ describe('target verdicts', () => {
     );
   });
 
+  it('RESULTS.md says what the p99 columns measure, names paths whose p99 lies below direct\'s, and that targets use p50', () => {
+    const latency = baseResults.latency!;
+    const paths = [...latency.paths, { ...latencyPath('nginx-stream-tls', 0.52), p99Ms: 1.1, ratioP99: 0.92 }];
+    const markdown = renderResultsMarkdown({ ...baseResults, latency: { ...latency, paths }, targets: [] });
+    expect(markdown).toContain('p99 ms and p99 / direct: the caller and provider of every path run as clients in one Node process');
+    expect(markdown).toContain("that is how the p99 of nginx-stream-tls (0.92) can lie below direct's");
+    expect(markdown).toContain('the targets are judged on p50 only');
+  });
+
   it('RESULTS.md says ratios compare only inside one run, with how far they moved across the committed runs', () => {
     const markdown = renderResultsMarkdown({ ...baseResults, targets: [] });
     expect(markdown).not.toContain('±0.1');
