@@ -259,6 +259,23 @@ function memoryProbeTable(rows: readonly MemoryPerConnection[]): string[] {
   ];
 }
 
+/** How long the steps were held, as measured: a step whose logins failed is read at once, unheld. */
+function holdText(run: CapacityRun, holdSeconds: number): string {
+  const held = run.steps.filter((step) => step.failed === 0);
+  const unheld = run.steps.filter((step) => step.failed > 0);
+  const range = (values: readonly number[]): string =>
+    Math.min(...values) === Math.max(...values) ? `${values[0]} s` : `${Math.min(...values)}–${Math.max(...values)} s`;
+  return (
+    (held.length > 0
+      ? `Each step whose logins all succeeded was held for ${holdSeconds} s (measured ${range(held.map((step) => step.holdSeconds))}).`
+      : '') +
+    (unheld.length > 0
+      ? `${held.length > 0 ? ' ' : ''}A step with failed logins is read at once, without the hold: ` +
+        `${unheld.map((step) => `step ${formatCount(step.target)} held ${step.holdSeconds} s`).join(', ')}.`
+      : '')
+  );
+}
+
 function capacityRunSection(run: CapacityRun, holdSeconds: number): string[] {
   const rows = run.steps.map((step): Cell[] => [
     formatCount(step.target),
@@ -285,7 +302,7 @@ function capacityRunSection(run: CapacityRun, holdSeconds: number): string[] {
     `Listener: ${run.listener}. nginx: \`worker_processes ${run.nginx.workerProcesses}; worker_connections ${run.nginx.workerConnections};\` ` +
       `worker_rlimit_nofile ${run.nginx.workerRlimitNofile}, reuseport ${run.nginx.reuseport ? 'on' : 'off'}. ` +
       `Idle nginx RSS ${run.nginxBaselineRssMegabytes} MB; idle nodes ${run.nodeBaselineRssMegabytes.join(' / ')} MB. ` +
-      `Each step held ${holdSeconds} s. **Highest step held fully: ${formatCount(run.highestHeld)}.**`,
+      `${holdText(run, holdSeconds)} **Highest step held fully: ${formatCount(run.highestHeld)}.**`,
     '',
     markdownTable(
       [
@@ -432,12 +449,26 @@ export function renderResultsMarkdown(results: BenchResults): string {
         `logged in again. **Median of runs: ${failover.medianAllBackMs === null ? 'not all clients came back' : `${failover.medianAllBackMs} ms`}.**`,
       '',
       markdownTable(
-        ['run', 'killed', 'clients', 'affected', 'all back ms', 'median client back ms', 'not back', 'moved to survivor', 'ticks', 'lost per affected (mean / max)', 'lost by unaffected'],
+        [
+          'run',
+          'killed',
+          'clients',
+          'affected',
+          'loss noticed ms (median / last client)',
+          'all back ms',
+          'median client back ms',
+          'not back',
+          'moved to survivor',
+          'ticks',
+          'lost per affected (mean / max)',
+          'lost by unaffected',
+        ],
         failover.runs.map((run): Cell[] => [
           run.run,
           run.killedNode,
           run.clients,
           run.affected,
+          run.lastClientLostMs === undefined ? 'not recorded in this run' : `${run.medianClientLostMs ?? 'n/a'} / ${run.lastClientLostMs ?? 'n/a'}`,
           run.allBackMs ?? 'never',
           run.medianClientBackMs ?? 'n/a',
           run.notBack,

@@ -220,6 +220,10 @@ export interface FailoverRun {
   /** From kill -9 until the last affected client was logged in again. */
   readonly allBackMs: number | null;
   readonly medianClientBackMs: number | null;
+  /** From kill -9 until the median and the last affected client saw its connection close: how long
+   * the loss took to be noticed (absent in runs before it was recorded). */
+  readonly medianClientLostMs?: number | null;
+  readonly lastClientLostMs?: number | null;
   readonly notBack: number;
   readonly eventsPublished: number;
   readonly lostPerAffectedMean: number;

@@ -541,6 +541,53 @@ describe('memory probe rows with failed logins', () => {
   });
 });
 
+describe('capacity hold and failover wording', () => {
+  it('says how long steps were held, and that a step with failed logins was read at once', () => {
+    const run = capacityRun('seed', 250, 40);
+    const failedStep = { ...run.steps[0]!, target: 500, opened: 480, failed: 20, openAtEnd: 480, heldFully: false, holdSeconds: 0 };
+    const seed = { ...run, steps: [{ ...run.steps[0]!, holdSeconds: 30.02 }, failedStep] };
+    const markdown = renderResultsMarkdown({ ...baseResults, capacity: { ...baseResults.capacity!, runs: [seed] }, targets: [] });
+    expect(markdown).not.toContain('Each step held 30 s');
+    expect(markdown).toContain(
+      'Each step whose logins all succeeded was held for 30 s (measured 30.02 s). A step with failed logins is read at once, without the hold: step 500 held 0 s.',
+    );
+  });
+
+  const failoverRun = (allBackMs: number | null, extra: object = {}) => ({
+    run: 1,
+    clients: 200,
+    affected: 100,
+    killedNode: 'deepstream-1',
+    allBackMs,
+    medianClientBackMs: 331,
+    notBack: allBackMs === null ? 4 : 0,
+    eventsPublished: 107,
+    lostPerAffectedMean: 36.7,
+    lostPerAffectedMax: 40,
+    lostByUnaffected: 0,
+    movedToSurvivor: 100,
+    recoveryCpu: { wallSeconds: 1.3, seconds: {}, percentOfMachine: { 'client processes': 47.1, 'deepstream-0': 22.3, redis: 1 }, machineBusyPercent: 93.4 },
+    ...extra,
+  });
+  const failoverVerdict = (runs: ReturnType<typeof failoverRun>[], medianAllBackMs: number | null) =>
+    judgeTargets({ ...baseResults, failover: { clientsPerRun: 200, tickIntervalMs: 10, runs, medianAllBackMs } }).find((entry) =>
+      entry.target.startsWith('failover'),
+    )!;
+
+  it('explains a missed failover target from the run\'s reconnect and detection times and CPU; a met one needs nothing', () => {
+    expect(failoverVerdict([failoverRun(1300, { medianClientLostMs: 3, lastClientLostMs: 12 })], 1300)).toMatchObject({
+      met: false,
+      limit:
+        'run 1 (deepstream-1 killed): slowest affected client back after 1300 ms, median client 331 ms; loss noticed by the median ' +
+        'client after 3 ms, by the last after 12 ms; cores 93.4% busy meanwhile (client processes 47.1%, deepstream-0 22.3%)',
+    });
+    expect(failoverVerdict([failoverRun(null)], null).limit).toContain(
+      'run 1 (deepstream-1 killed): 4 of 100 affected clients not back within the 30 s watched; when clients noticed the loss not recorded in this run',
+    );
+    expect(failoverVerdict([failoverRun(400)], 400)).toMatchObject({ met: true, limit: '' });
+  });
+});
+
 describe('quick runs', () => {
   it('give no verdicts: their counts are too small to judge a target', () => {
     const verdicts = judgeTargets({ ...baseResults, quick: true });
