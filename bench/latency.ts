@@ -16,6 +16,7 @@ import { closeClient, loginClient, nodeOf, withTimeout } from '../local/node-ide
 import { sleep } from '../local/readiness';
 import { findExecutable } from '../local/system';
 import { profileWhile, type CpuProfileSplit } from './cpu-profile';
+import { threadCpuNanoseconds } from './procfs';
 import type { CpuProfile, LatencyPath } from './results';
 import type { BenchPath } from './setup';
 import { interleavedOrder, quantile, ratio, summarize, type Summary } from './stats';
@@ -43,6 +44,9 @@ export interface LatencyOptions {
   readonly proxyProfileRoundTrips?: number;
   /** Folder for perf's data files. */
   readonly profileDir?: string;
+  /** The relay processes of a path (none for direct): their CPU time is read before and after each
+   * measured visit, when only that path's round trips cross them, for the path's own CPU figure. */
+  readonly proxyPidsOf?: (path: string) => readonly number[] | undefined;
   /** Starts a CPU meter; run around the measured loop only, not the connection setup. */
   readonly startMeter: () => { stop(): CpuProfile };
   readonly log: (line: string) => void;
@@ -119,6 +123,8 @@ export interface LatencyMeasurement {
   readonly syscallsPerMessage: Record<string, Record<string, number>>;
   /** Path -> where the proxy's CPU went (perf), for the paths profiled where perf works. */
   readonly cpuSplits: Record<string, CpuProfileSplit>;
+  /** Path -> CPU µs its relay processes spent per message of that path (measured visits only). */
+  readonly proxyCpuMicrosPerMessageOfPath: Record<string, number>;
 }
 
 /** Parses the table of `strace -c`: syscall name -> calls. */
@@ -229,6 +235,12 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyMe
     const firstPairs = options.paths.map((path) => pairsOf.get(path.name)![0]!);
     // Every round's samples, warm-up included; pathFigures drops the warm-up rounds.
     const byRound = new Map<string, number[][]>(options.paths.map((path) => [path.name, []]));
+    // Each path's relay processes, and the nanoseconds they ran during that path's measured visits.
+    const relayPids = new Map(options.paths.flatMap((path) => {
+      const pids = options.proxyPidsOf?.(path.name);
+      return pids && pids.length > 0 ? [[path.name, pids] as const] : [];
+    }));
+    const relayNanoseconds = new Map<string, number>();
     const warmupRounds = Math.ceil(options.warmup / options.batch);
     const rounds = warmupRounds + Math.ceil(options.roundTrips / options.batch);
     const meter = options.startMeter();
@@ -238,10 +250,16 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyMe
         const pair = ofPath[round % ofPath.length]!;
         const into: number[] = [];
         byRound.get(pair.path.name)![round] = into;
+        const pids = round >= warmupRounds ? relayPids.get(pair.path.name) : undefined;
+        const relayBefore = pids ? threadCpuNanoseconds(pids) : 0;
         for (let index = 0; index < options.batch; index += 1) {
           const started = process.hrtime.bigint();
           await withTimeout(pair.caller.rpc.make(pair.rpcName, index), 5000, `RPC on ${pair.path.name}`);
           into.push(Number(process.hrtime.bigint() - started) / 1e6);
+        }
+        if (pids) {
+          const spent = threadCpuNanoseconds(pids) - relayBefore;
+          relayNanoseconds.set(pair.path.name, (relayNanoseconds.get(pair.path.name) ?? 0) + spent);
         }
       }
     }
@@ -290,7 +308,14 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyMe
         options.log(`  no CPU profile via ${profile.path}: ${(error as Error).message}`);
       }
     }
-    return { paths, totalRoundTripsPerPath: rounds * options.batch, cpu, syscallsPerMessage, cpuSplits };
+    const proxyCpuMicrosPerMessageOfPath: Record<string, number> = {};
+    for (const figure of figures) {
+      const nanoseconds = relayNanoseconds.get(figure.name);
+      if (nanoseconds === undefined) continue;
+      const messages = figure.summary.count * TRAVERSALS_PER_ROUND_TRIP;
+      proxyCpuMicrosPerMessageOfPath[figure.name] = Math.round((nanoseconds / 1000 / messages) * 10) / 10;
+    }
+    return { paths, totalRoundTripsPerPath: rounds * options.batch, cpu, syscallsPerMessage, cpuSplits, proxyCpuMicrosPerMessageOfPath };
   } finally {
     await Promise.all(pairs.flatMap((pair) => [closeClient(pair.provider), closeClient(pair.caller)]));
   }

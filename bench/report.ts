@@ -165,6 +165,7 @@ function relayFloorSection(latency: LatencyResults): string[] {
 
 function latencySection(latency: LatencyResults): string[] {
   const direct = latency.paths.find((path) => path.name === 'direct');
+  const ofPath = latency.proxyCpuMicrosPerMessageOfPath;
   const rows = latency.paths.map((path): Cell[] => [
     path.name,
     path.description,
@@ -175,6 +176,7 @@ function latencySection(latency: LatencyResults): string[] {
     path.ratioP99,
     path.anchor ?? '',
     direct && path.name !== 'direct' ? addedPerTraversalMicros(path.p50Ms, direct.p50Ms) : 0,
+    ...(ofPath ? [ofPath[path.name] ?? ''] : []),
   ]);
   return [
     '## 1. RPC latency',
@@ -188,10 +190,30 @@ function latencySection(latency: LatencyResults): string[] {
         : '.'),
     '',
     markdownTable(
-      ['path', 'what', 'round trips', 'p50 ms', 'p99 ms', 'p50 / direct', 'p99 / direct', 'anchor (p50 ratio, by hand)', 'added per traversal µs (p50)'],
+      [
+        'path',
+        'what',
+        'round trips',
+        'p50 ms',
+        'p99 ms',
+        'p50 / direct',
+        'p99 / direct',
+        'anchor (p50 ratio, by hand)',
+        'added per traversal µs (p50)',
+        ...(ofPath ? ['proxy CPU µs per relayed message (this path)'] : []),
+      ],
       rows,
     ),
     '',
+    ...(ofPath
+      ? [
+          "proxy CPU µs per relayed message (this path): the CPU time of the path's relay processes (all their threads, " +
+            '/proc/<pid>/task/*/schedstat in ns) read before and after each measured visit, while only that path\'s round trips ' +
+            'cross them, divided by the messages of those visits. Work a process finishes after the read (going back to sleep) ' +
+            'counts on its next visit.',
+          '',
+        ]
+      : []),
     p99Caveat(latency.paths),
     '',
     ...acrossNodesSection(latency),
@@ -212,6 +234,7 @@ function latencySection(latency: LatencyResults): string[] {
     '',
     'Each process is metered as a whole over the phase, so these are its averages over every path it relays (all of them ' +
       'carry the same number of round trips), not figures of any one path: they do not compare paths. Per-path evidence is ' +
+      (ofPath ? "the proxy CPU column of the table above, and " : '') +
       'the strace and perf tables below, each taken over untimed round trips of one path alone.',
     '',
     ...syscallSection(latency),

@@ -81,6 +81,9 @@ export interface LatencyResults {
   readonly cpu: CpuProfile;
   /** Proxy process -> CPU microseconds per WebSocket message it relayed (4 per round trip). */
   readonly proxyCpuMicrosPerMessage: Readonly<Record<string, number>>;
+  /** Path -> CPU µs its relay processes spent per message of that path, read from schedstat before
+   * and after each measured visit, when only that path crosses them (absent in runs before it existed). */
+  readonly proxyCpuMicrosPerMessageOfPath?: Readonly<Record<string, number>>;
   /** Path -> the proxy component (CPU profile name) serving it. */
   readonly proxyComponentOfPath: Readonly<Record<string, string>>;
   /** Proxy process -> context switches per message it relayed. */

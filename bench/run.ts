@@ -166,6 +166,8 @@ async function main(): Promise<number> {
             ca: environment.ca,
             placement: { provider: firstNode!, caller: firstNode! },
             anchors: LATENCY_ANCHORS,
+            proxyPidsOf: (name) =>
+              Object.values(environment.proxyPaths).flat().includes(name as PathName) ? environment.relayPids(name as PathName) : undefined,
             startMeter: () => startCpuMeter(components, machine.nproc),
             ...(plan.latency.proxyProfileRoundTrips > 0
               ? {
@@ -217,6 +219,7 @@ async function main(): Promise<number> {
             paths: measured.paths,
             cpu,
             proxyCpuMicrosPerMessage,
+            proxyCpuMicrosPerMessageOfPath: measured.proxyCpuMicrosPerMessageOfPath,
             proxyContextSwitchesPerMessage,
             proxyComponentOfPath: Object.fromEntries(
               Object.entries(environment.proxyPaths).flatMap(([component, served]) => served.map((path) => [path, component])),

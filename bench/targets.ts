@@ -71,9 +71,12 @@ function syscallText(calls: Readonly<Record<string, number>> | undefined): strin
   return calls ? `strace over untimed round trips of this path alone: ${syscallList(calls)} per relayed message; ` : '';
 }
 
-/** The CPU of the proxy process serving `name`, per message it relayed: metered per process over the
- * whole phase, so an average over every path that process relays, and said so. */
+/** The CPU of the proxy serving `name` per message it relayed: the path's own figure where the run
+ * measured it; else the process's, metered over the whole phase, so an average over every path
+ * that process relays, and said so. */
 function proxyCpuText(latency: LatencyResults, name: string): string {
+  const ofPath = latency.proxyCpuMicrosPerMessageOfPath?.[name];
+  if (ofPath !== undefined) return `its relay processes spent ${ofPath} µs CPU per message of this path (schedstat around each visit); `;
   const component = latency.proxyComponentOfPath[name];
   const cpu = component !== undefined ? latency.proxyCpuMicrosPerMessage[component] : undefined;
   if (component === undefined || cpu === undefined) return '';

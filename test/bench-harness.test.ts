@@ -273,6 +273,16 @@ describe('target verdicts', () => {
     );
   });
 
+  it('uses the path\'s own proxy CPU when the run measured it per path, and shows it as a column', () => {
+    const latency = { ...baseResults.latency!, proxyCpuMicrosPerMessageOfPath: { 'nginx-http': 21.5, 'nginx-stream': 33.2 } };
+    const stream = judgeTargets({ ...baseResults, latency }).find((entry) => entry.target.includes('via stream'))!;
+    expect(stream.limit).toContain('its relay processes spent 33.2 µs CPU per message of this path (schedstat around each visit); ');
+    expect(stream.limit).not.toContain('averaged');
+    const markdown = renderResultsMarkdown({ ...baseResults, latency, targets: [] });
+    expect(markdown).toContain('proxy CPU µs per relayed message (this path)');
+    expect(markdown.split('\n').find((line) => line.startsWith('| nginx-stream |'))).toMatch(/\| 25 \| 33\.2 \|$/);
+  });
+
   it('compares each nginx path with the HAProxy path configured the same way, against the run\'s own noise', () => {
     expect(verdict('nginx-http no slower than haproxy-http')).toMatchObject({ met: true });
     expect(verdict('nginx-stream no slower than haproxy-tcp')).toMatchObject({

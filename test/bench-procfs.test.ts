@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { sampleProcesses } from '../bench/procfs';
+import { sampleProcesses, threadCpuNanoseconds } from '../bench/procfs';
 
 // A process whose main thread idles while a worker thread sleeps 300 times: each sleep is a
 // voluntary context switch of the worker only, which /proc/<pid>/status alone does not show.
@@ -54,7 +54,7 @@ process.stdin.once('data', () => {
 `;
 
 describe('sampleProcesses CPU time', () => {
-  it("reads utime + stime: a busy child's cpuSeconds match its own process.cpuUsage()", async () => {
+  it("reads utime + stime (and schedstat per thread): a busy child's CPU time matches its own process.cpuUsage()", async () => {
     const child = spawn(process.execPath, ['-e', SPIN_SCRIPT], { stdio: ['pipe', 'pipe', 'inherit'] });
     try {
       let buffered = '';
@@ -70,10 +70,12 @@ describe('sampleProcesses CPU time', () => {
       };
       const ownBefore = await nextUsage();
       const before = sampleProcesses([child.pid!]);
+      const threadsBefore = threadCpuNanoseconds([child.pid!]);
       const wallStarted = performance.now();
       child.stdin.write('go\n');
       const ownAfter = await nextUsage();
       const after = sampleProcesses([child.pid!]);
+      const threadsAfter = threadCpuNanoseconds([child.pid!]);
       const wallSeconds = (performance.now() - wallStarted) / 1000;
       const own = ownAfter - ownBefore;
       const measured = after.cpuSeconds - before.cpuSeconds;
@@ -81,6 +83,10 @@ describe('sampleProcesses CPU time', () => {
       // /proc counts in 10 ms ticks; the child also runs a little outside its own two readings.
       expect(measured).toBeGreaterThanOrEqual(own - 0.05);
       expect(measured).toBeLessThanOrEqual(Math.min(own + 0.1, wallSeconds + 0.02));
+      // schedstat counts nanoseconds of every thread: no tick rounding, yet the same CPU time.
+      const threads = (threadsAfter - threadsBefore) / 1e9;
+      expect(threads).toBeGreaterThanOrEqual(own - 0.01);
+      expect(threads).toBeLessThanOrEqual(Math.min(own + 0.1, wallSeconds + 0.02));
     } finally {
       child.kill('SIGKILL');
     }
