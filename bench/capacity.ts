@@ -105,6 +105,44 @@ function nodePids(nodes: readonly NodeHandle[]): number[][] {
   return nodes.map((node) => (node.pid !== undefined ? [node.pid] : []));
 }
 
+/**
+ * The client connections each node holds at a step: its open descriptors above its idle count. A run
+ * that did not record the idle count (before nodeBaselineFds existed) splits the open connections in
+ * proportion to the nodes' descriptors instead (each node's few idle ones shift that by well under 1%
+ * at thousands of connections).
+ */
+export function nodeConnections(
+  baselineFds: readonly number[] | undefined,
+  step: Pick<CapacityStep, 'openAtEnd' | 'nodeFds'>,
+): number[] {
+  if (baselineFds) return step.nodeFds.map((fds, index) => Math.max(0, fds - (baselineFds[index] ?? 0)));
+  const total = step.nodeFds.reduce((sum, fds) => sum + fds, 0);
+  return step.nodeFds.map((fds) => (total > 0 ? Math.round((step.openAtEnd * fds) / total) : 0));
+}
+
+/**
+ * Each node's RSS growth above its own idle RSS per 1,000 of the connections it holds; null for a
+ * node that holds none. Node heaps grow and shrink with garbage collection, so the figure is noisy
+ * and can be negative where a collection ran between the idle reading and the step's.
+ */
+export function nodeRssPer1000(
+  run: Pick<CapacityRun, 'nodeBaselineRssMegabytes' | 'nodeBaselineFds'>,
+  step: Pick<CapacityStep, 'openAtEnd' | 'nodeFds' | 'nodeRssMegabytes'>,
+): Array<number | null> {
+  const connections = nodeConnections(run.nodeBaselineFds, step);
+  return step.nodeRssMegabytes.map((rss, index) => {
+    const held = connections[index] ?? 0;
+    const idle = run.nodeBaselineRssMegabytes[index];
+    return held > 0 && idle !== undefined ? round2(((rss - idle) * 1000) / held) : null;
+  });
+}
+
+/** A step holds fully when every login succeeded, every connection of the step is still logged in
+ * at the end of its hold, and none was lost during it. */
+export function stepHeldFully(step: Pick<CapacityStep, 'target' | 'failed' | 'openAtEnd' | 'drops'>): boolean {
+  return step.failed === 0 && step.openAtEnd >= step.target && step.drops === 0;
+}
+
 export async function measureCapacity(plan: CapacityPlan): Promise<CapacityRun> {
   const { workers, log } = plan;
   if (plan.localAddresses.length < workers.length) throw new Error('capacity plan: one local address per client process is needed');
@@ -113,6 +151,8 @@ export async function measureCapacity(plan: CapacityPlan): Promise<CapacityRun> 
   await sleep(1000);
   const nginxBaseline = sampleTree(plan.nginx.masterPid);
   const nodeBaseline = nodePids(plan.nodes).map((pids) => sampleProcesses(pids));
+  const baselineRssMegabytes = nodeBaseline.map((node) => round2(node.rssBytes / MEGABYTE));
+  const baselineFds = nodeBaseline.map((node) => node.fds[0] ?? 0);
   const meter = startCpuMeter(plan.components, plan.nproc);
   const steps: CapacityStep[] = [];
   const openedPerWorker = workers.map(() => 0);
@@ -151,11 +191,13 @@ export async function measureCapacity(plan: CapacityPlan): Promise<CapacityRun> 
       const nodes = nodePids(plan.nodes).map((pids) => sampleProcesses(pids));
       const openAtEnd = sum(after.map((status) => status.open));
       const drops = sum(after.map((status) => status.drops)) - sum(before.map((status) => status.drops));
-      const heldFully = failed === 0 && openAtEnd >= target && drops === 0;
+      const heldFully = stepHeldFully({ target, failed, openAtEnd, drops });
       const thousands = Math.max(openAtEnd, 1) / 1000;
       const workerFds = processTree(plan.nginx.masterPid)
         .slice(1)
         .map((pid) => sampleProcesses([pid]).fds[0] ?? 0);
+      const nodeRssMegabytes = nodes.map((node) => round2(node.rssBytes / MEGABYTE));
+      const nodeFds = nodes.map((node) => node.fds[0] ?? 0);
       steps.push({
         target,
         opened: sum(openedPerWorker),
@@ -170,11 +212,12 @@ export async function measureCapacity(plan: CapacityPlan): Promise<CapacityRun> 
         nginxRssPer1000Megabytes: round2((nginx.rssBytes - nginxBaseline.rssBytes) / MEGABYTE / thousands),
         nginxTotalRssPer1000Megabytes: round2(nginx.rssBytes / MEGABYTE / thousands),
         nginxMaxWorkerFds: Math.max(0, ...workerFds),
-        nodeRssMegabytes: nodes.map((node) => round2(node.rssBytes / MEGABYTE)),
-        // Per node: its share of the connections (half each); node heaps grow and shrink with GC,
-        // so a difference to the idle figure would mostly measure the collector.
-        nodeRssPer1000Megabytes: nodes.map((node) => round2(node.rssBytes / MEGABYTE / (thousands / Math.max(nodes.length, 1)))),
-        nodeFds: nodes.map((node) => node.fds[0] ?? 0),
+        nodeRssMegabytes,
+        nodeRssAboveIdlePer1000Megabytes: nodeRssPer1000(
+          { nodeBaselineRssMegabytes: baselineRssMegabytes, nodeBaselineFds: baselineFds },
+          { openAtEnd, nodeRssMegabytes, nodeFds },
+        ),
+        nodeFds,
         clientErrors: [...new Set(replies.flatMap((reply) => reply.errors))].slice(0, 5),
         nginxErrors: newErrorLines(plan.nginx, errorOffset),
       });
@@ -197,11 +240,32 @@ export async function measureCapacity(plan: CapacityPlan): Promise<CapacityRun> 
     listener: plan.listener,
     nginx: nginxSettingsOf(plan.spec),
     nginxBaselineRssMegabytes: round2(nginxBaseline.rssBytes / MEGABYTE),
-    nodeBaselineRssMegabytes: nodeBaseline.map((node) => round2(node.rssBytes / MEGABYTE)),
+    nodeBaselineRssMegabytes: baselineRssMegabytes,
+    nodeBaselineFds: baselineFds,
     steps,
     highestHeld,
     cpu,
   };
+}
+
+/** What a memory-probe row says about its failed logins: stored, or (runs before it was stored)
+ * at least the gap to the most connections another path of the same probe opened, since every path
+ * asks for the same number. A row with failures is approximate: their memory is in the growth. */
+export interface ProbeFailures {
+  /** Failed logins; a lower bound where `inferred`; undefined where nothing shows one. */
+  readonly failed: number | undefined;
+  readonly inferred: boolean;
+  readonly firstError: string | undefined;
+  readonly approximate: boolean;
+}
+
+export function memoryProbeFailures(row: MemoryPerConnection, rows: readonly MemoryPerConnection[]): ProbeFailures {
+  if (row.failed !== undefined) {
+    return { failed: row.failed, inferred: false, firstError: row.firstError, approximate: row.failed > 0 };
+  }
+  const mostOpened = Math.max(...rows.map((entry) => entry.connections));
+  const gap = mostOpened - row.connections;
+  return { failed: gap > 0 ? gap : undefined, inferred: true, firstError: undefined, approximate: gap > 0 };
 }
 
 export interface MemoryProbePlan {
@@ -252,6 +316,8 @@ export async function measureMemoryPerConnection(plan: MemoryProbePlan): Promise
         ),
       );
       opened = sum(replies.map((reply) => reply.opened));
+      const failed = sum(replies.map((reply) => reply.failed));
+      const firstError = replies.flatMap((reply) => reply.errors)[0];
       // Let the last logins' transient buffers be released before reading memory.
       await sleep(plan.settleMs);
       const after = sampleProcesses(path.pids());
@@ -260,10 +326,17 @@ export async function measureMemoryPerConnection(plan: MemoryProbePlan): Promise
         path: path.name,
         description: path.description,
         connections: opened,
+        requested: plan.connections,
+        failed,
+        ...(firstError !== undefined ? { firstError } : {}),
         rssKilobytesPerConnection: kilobytes(after.rssBytes - before.rssBytes),
         pssKilobytesPerConnection: kilobytes(after.pssBytes - before.pssBytes),
       });
-      plan.log(`  memory per connection via ${path.name}: ${rows[rows.length - 1]!.rssKilobytesPerConnection} KB RSS (${opened} connections)`);
+      plan.log(
+        `  memory per connection via ${path.name}: ${rows[rows.length - 1]!.rssKilobytesPerConnection} KB RSS (${opened} connections` +
+          (failed > 0 ? `, ${failed} failed: ${firstError ?? 'no error text'}; approximate` : '') +
+          ')',
+      );
     } finally {
       await Promise.all(plan.workers.map((worker) => worker.closeAll()));
     }

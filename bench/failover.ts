@@ -129,6 +129,7 @@ async function runOnce(options: FailoverOptions, run: number): Promise<FailoverR
     const nodesAfter = (await Promise.all(workers.map((worker) => worker.identify()))).flat();
     const affected = reports.map((report, index) => ({ report, index })).filter(({ report }) => report.lostAt !== null);
     const backTimes = affected.filter(({ report }) => report.backAt !== null).map(({ report }) => report.backAt! - killedAt);
+    const lostTimes = affected.map(({ report }) => report.lostAt! - killedAt);
     const lost = affected.map(({ report }) => report.missed);
     const unaffected = reports.filter((report) => report.lostAt === null);
     const result: FailoverRun = {
@@ -138,6 +139,8 @@ async function runOnce(options: FailoverOptions, run: number): Promise<FailoverR
       killedNode: victim.name,
       allBackMs: backTimes.length === affected.length && backTimes.length > 0 ? Math.round(Math.max(...backTimes)) : null,
       medianClientBackMs: backTimes.length > 0 ? Math.round(median(backTimes)) : null,
+      medianClientLostMs: lostTimes.length > 0 ? Math.round(median(lostTimes)) : null,
+      lastClientLostMs: lostTimes.length > 0 ? Math.round(Math.max(...lostTimes)) : null,
       notBack: affected.length - backTimes.length,
       eventsPublished: lastSeq - firstFull + 1,
       lostPerAffectedMean: lost.length > 0 ? Math.round((lost.reduce((a, b) => a + b, 0) / lost.length) * 10) / 10 : 0,

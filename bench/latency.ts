@@ -16,9 +16,10 @@ import { closeClient, loginClient, nodeOf, withTimeout } from '../local/node-ide
 import { sleep } from '../local/readiness';
 import { findExecutable } from '../local/system';
 import { profileWhile, type CpuProfileSplit } from './cpu-profile';
+import { threadCpuNanoseconds } from './procfs';
 import type { CpuProfile, LatencyPath } from './results';
 import type { BenchPath } from './setup';
-import { interleavedOrder, quantile, ratio, summarize } from './stats';
+import { interleavedOrder, quantile, ratio, summarize, type Summary } from './stats';
 
 export interface LatencyOptions {
   readonly paths: readonly BenchPath[];
@@ -43,6 +44,9 @@ export interface LatencyOptions {
   readonly proxyProfileRoundTrips?: number;
   /** Folder for perf's data files. */
   readonly profileDir?: string;
+  /** The relay processes of a path (none for direct): their CPU time is read before and after each
+   * measured visit, when only that path's round trips cross them, for the path's own CPU figure. */
+  readonly proxyPidsOf?: (path: string) => readonly number[] | undefined;
   /** Starts a CPU meter; run around the measured loop only, not the connection setup. */
   readonly startMeter: () => { stop(): CpuProfile };
   readonly log: (line: string) => void;
@@ -54,6 +58,14 @@ export const TRAVERSALS_PER_ROUND_TRIP = 4;
 /** What one traversal of a path adds at p50 over direct, in whole µs. */
 export function addedPerTraversalMicros(pathP50Ms: number, directP50Ms: number): number {
   return Math.round(((pathP50Ms - directP50Ms) / TRAVERSALS_PER_ROUND_TRIP) * 1000);
+}
+
+/** The latency paths one proxy process relays: its CPU and context switches per relayed message
+ * are averaged over all of them (the process is metered as a whole over the phase). */
+export function pathsOfProxy(proxyComponentOfPath: Readonly<Record<string, string>>, component: string): string[] {
+  return Object.entries(proxyComponentOfPath)
+    .filter(([, served]) => served === component)
+    .map(([path]) => path);
 }
 
 export interface LatencyPlacement {
@@ -111,6 +123,8 @@ export interface LatencyMeasurement {
   readonly syscallsPerMessage: Record<string, Record<string, number>>;
   /** Path -> where the proxy's CPU went (perf), for the paths profiled where perf works. */
   readonly cpuSplits: Record<string, CpuProfileSplit>;
+  /** Path -> CPU µs its relay processes spent per message of that path (measured visits only). */
+  readonly proxyCpuMicrosPerMessageOfPath: Record<string, number>;
 }
 
 /** Parses the table of `strace -c`: syscall name -> calls. */
@@ -165,6 +179,45 @@ export function splitHalfSpread([even, odd]: readonly [readonly number[], readon
   return Math.round(Math.abs(quantile(even, 0.5) - quantile(odd, 0.5)) * 1000) / 1000;
 }
 
+/** One path's round-trip times (ms), by round, warm-up rounds included. */
+export interface RecordedPath {
+  readonly name: string;
+  readonly rounds: ReadonlyArray<readonly number[] | undefined>;
+}
+
+export interface PathFigures {
+  readonly name: string;
+  readonly summary: Summary;
+  /** p50 and p99 over direct's p50 and p99 (the first path's when there is no direct). */
+  readonly ratioP50: number;
+  readonly ratioP99: number;
+  readonly p50SplitHalfSpreadMs: number;
+}
+
+/**
+ * The figures of each path from every round it made: the first `warmupRounds` rounds dropped, the
+ * rest summarized, each path's p50 and p99 divided by direct's, and the p50s of even and odd rounds
+ * compared (the run's noise).
+ */
+export function pathFigures(recorded: readonly RecordedPath[], warmupRounds: number): PathFigures[] {
+  const measured = recorded.map((path) => {
+    const halves: [number[], number[]] = [[], []];
+    path.rounds.forEach((samples, round) => {
+      if (round >= warmupRounds && samples) halves[round % 2]!.push(...samples);
+    });
+    const all = path.rounds.slice(warmupRounds).flatMap((samples) => samples ?? []);
+    return { name: path.name, summary: summarize(all), halves };
+  });
+  const direct = (measured.find((path) => path.name === 'direct') ?? measured[0]!).summary;
+  return measured.map(({ name, summary, halves }) => ({
+    name,
+    summary,
+    ratioP50: ratio(summary.p50, direct.p50),
+    ratioP99: ratio(summary.p99, direct.p99),
+    p50SplitHalfSpreadMs: splitHalfSpread(halves),
+  }));
+}
+
 export async function measureLatency(options: LatencyOptions): Promise<LatencyMeasurement> {
   const pairs: Pair[] = [];
   try {
@@ -180,9 +233,14 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyMe
       options.log(`  latency pairs ready: ${path.name} (${ofPath.length})`);
     }
     const firstPairs = options.paths.map((path) => pairsOf.get(path.name)![0]!);
-    const samples = new Map<string, number[]>(options.paths.map((path) => [path.name, []]));
-    // Samples of even and odd rounds apart: how far their p50s differ is the noise of this run.
-    const halves = new Map<string, [number[], number[]]>(options.paths.map((path) => [path.name, [[], []]]));
+    // Every round's samples, warm-up included; pathFigures drops the warm-up rounds.
+    const byRound = new Map<string, number[][]>(options.paths.map((path) => [path.name, []]));
+    // Each path's relay processes, and the nanoseconds they ran during that path's measured visits.
+    const relayPids = new Map(options.paths.flatMap((path) => {
+      const pids = options.proxyPidsOf?.(path.name);
+      return pids && pids.length > 0 ? [[path.name, pids] as const] : [];
+    }));
+    const relayNanoseconds = new Map<string, number>();
     const warmupRounds = Math.ceil(options.warmup / options.batch);
     const rounds = warmupRounds + Math.ceil(options.roundTrips / options.batch);
     const meter = options.startMeter();
@@ -190,34 +248,39 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyMe
       for (const first of interleavedOrder(firstPairs, round)) {
         const ofPath = pairsOf.get(first.path.name)!;
         const pair = ofPath[round % ofPath.length]!;
-        const into = samples.get(pair.path.name)!;
+        const into: number[] = [];
+        byRound.get(pair.path.name)![round] = into;
+        const pids = round >= warmupRounds ? relayPids.get(pair.path.name) : undefined;
+        const relayBefore = pids ? threadCpuNanoseconds(pids) : 0;
         for (let index = 0; index < options.batch; index += 1) {
           const started = process.hrtime.bigint();
           await withTimeout(pair.caller.rpc.make(pair.rpcName, index), 5000, `RPC on ${pair.path.name}`);
-          const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
-          if (round >= warmupRounds) {
-            into.push(elapsedMs);
-            halves.get(pair.path.name)![round % 2]!.push(elapsedMs);
-          }
+          into.push(Number(process.hrtime.bigint() - started) / 1e6);
+        }
+        if (pids) {
+          const spent = threadCpuNanoseconds(pids) - relayBefore;
+          relayNanoseconds.set(pair.path.name, (relayNanoseconds.get(pair.path.name) ?? 0) + spent);
         }
       }
     }
     const cpu = meter.stop();
-    const summaries = firstPairs.map((pair) => ({ pair, summary: summarize(samples.get(pair.path.name)!) }));
-    const direct = summaries.find((entry) => entry.pair.path.name === 'direct')?.summary ?? summaries[0]!.summary;
+    const figures = pathFigures(
+      options.paths.map((path) => ({ name: path.name, rounds: byRound.get(path.name)! })),
+      warmupRounds,
+    );
     const round3 = (value: number): number => Math.round(value * 1000) / 1000;
-    const paths = summaries.map(({ pair, summary }) => ({
-      name: pair.path.name,
-      description: pair.path.description,
-      samples: summary.count,
-      p50Ms: round3(summary.p50),
-      p90Ms: round3(summary.p90),
-      p99Ms: round3(summary.p99),
-      meanMs: round3(summary.mean),
-      ratioP50: ratio(summary.p50, direct.p50),
-      ratioP99: ratio(summary.p99, direct.p99),
-      p50SplitHalfSpreadMs: splitHalfSpread(halves.get(pair.path.name)!),
-      ...(options.anchors?.[pair.path.name] ? { anchor: options.anchors[pair.path.name] } : {}),
+    const paths = figures.map((figure, index) => ({
+      name: figure.name,
+      description: options.paths[index]!.description,
+      samples: figure.summary.count,
+      p50Ms: round3(figure.summary.p50),
+      p90Ms: round3(figure.summary.p90),
+      p99Ms: round3(figure.summary.p99),
+      meanMs: round3(figure.summary.mean),
+      ratioP50: figure.ratioP50,
+      ratioP99: figure.ratioP99,
+      p50SplitHalfSpreadMs: figure.p50SplitHalfSpreadMs,
+      ...(options.anchors?.[figure.name] ? { anchor: options.anchors[figure.name] } : {}),
     }));
     const syscallsPerMessage: Record<string, Record<string, number>> = {};
     const cpuSplits: Record<string, CpuProfileSplit> = {};
@@ -245,7 +308,14 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyMe
         options.log(`  no CPU profile via ${profile.path}: ${(error as Error).message}`);
       }
     }
-    return { paths, totalRoundTripsPerPath: rounds * options.batch, cpu, syscallsPerMessage, cpuSplits };
+    const proxyCpuMicrosPerMessageOfPath: Record<string, number> = {};
+    for (const figure of figures) {
+      const nanoseconds = relayNanoseconds.get(figure.name);
+      if (nanoseconds === undefined) continue;
+      const messages = figure.summary.count * TRAVERSALS_PER_ROUND_TRIP;
+      proxyCpuMicrosPerMessageOfPath[figure.name] = Math.round((nanoseconds / 1000 / messages) * 10) / 10;
+    }
+    return { paths, totalRoundTripsPerPath: rounds * options.batch, cpu, syscallsPerMessage, cpuSplits, proxyCpuMicrosPerMessageOfPath };
   } finally {
     await Promise.all(pairs.flatMap((pair) => [closeClient(pair.provider), closeClient(pair.caller)]));
   }

@@ -2,8 +2,9 @@
  * bench/RESULTS.md from one run's results. Pure: results in, Markdown out (unit-tested).
  */
 import { PROFILE_KIND_LABELS, PROFILE_KINDS, waitingPercent } from './cpu-profile';
-import { addedPerTraversalMicros, TRAVERSALS_PER_ROUND_TRIP } from './latency';
-import type { BenchResults, CapacityRun, CpuProfile, LatencyResults } from './results';
+import { memoryProbeFailures, nodeRssPer1000 } from './capacity';
+import { addedPerTraversalMicros, pathsOfProxy, TRAVERSALS_PER_ROUND_TRIP } from './latency';
+import type { BenchResults, CapacityRun, CpuProfile, LatencyPath, LatencyResults, MemoryPerConnection } from './results';
 
 type Cell = string | number;
 
@@ -27,6 +28,15 @@ export function markdownTable(headers: readonly string[], rows: ReadonlyArray<re
 export function formatCount(value: number): string {
   return Math.round(value).toLocaleString('en-US');
 }
+
+/**
+ * How far ratios moved between runs: computed by hand on 2026-11-25 from the 11 distinct full runs in
+ * the git history of bench/results.json (git log -p -- bench/results.json), not from this run.
+ */
+const ACROSS_RUNS =
+  'How far they move: over the 11 full runs committed on 2026-11-25 (counted by hand that day from the git history of ' +
+  'bench/results.json; the harness also changed between some of them), the p50 ratio to direct of one path spanned up to ' +
+  '1.33 (nginx-https 1.97–3.30, nginx-stream 1.56–2.71, nginx-http 1.69–2.20).';
 
 function verdictCell(met: boolean | null): string {
   if (met === null) return 'n/a';
@@ -87,7 +97,24 @@ function acrossNodesSection(latency: LatencyResults): string[] {
       ]),
     ),
     '',
+    p99Caveat(across.paths),
+    '',
   ];
+}
+
+/** What the p99 columns measure: the callers and providers of every path live in the one bench
+ * process, so its own stalls (GC, timers, other clients' heartbeats) set the tail on every path. */
+function p99Caveat(paths: readonly LatencyPath[]): string {
+  const below = paths.filter((path) => path.name !== 'direct' && path.ratioP99 < 1);
+  return (
+    'p99 ms and p99 / direct: the caller and provider of every path run as clients in one Node process (the bench ' +
+    'process), so a p99 includes that process\'s own stalls (garbage collection, timers, the other clients\' heartbeats), ' +
+    'which land on whichever path is being measured, direct included' +
+    (below.length > 0
+      ? `; that is how the p99 of ${below.map((path) => `${path.name} (${path.ratioP99})`).join(', ')} can lie below direct's, which no relay causes`
+      : '') +
+    '. The p99 columns are the tail of that shared client process as much as of the path; the targets are judged on p50 only.'
+  );
 }
 
 /** "44–52" (rounded) from shares in percent; one figure when all agree. */
@@ -138,6 +165,7 @@ function relayFloorSection(latency: LatencyResults): string[] {
 
 function latencySection(latency: LatencyResults): string[] {
   const direct = latency.paths.find((path) => path.name === 'direct');
+  const ofPath = latency.proxyCpuMicrosPerMessageOfPath;
   const rows = latency.paths.map((path): Cell[] => [
     path.name,
     path.description,
@@ -148,6 +176,7 @@ function latencySection(latency: LatencyResults): string[] {
     path.ratioP99,
     path.anchor ?? '',
     direct && path.name !== 'direct' ? addedPerTraversalMicros(path.p50Ms, direct.p50Ms) : 0,
+    ...(ofPath ? [ofPath[path.name] ?? ''] : []),
   ]);
   return [
     '## 1. RPC latency',
@@ -161,20 +190,52 @@ function latencySection(latency: LatencyResults): string[] {
         : '.'),
     '',
     markdownTable(
-      ['path', 'what', 'round trips', 'p50 ms', 'p99 ms', 'p50 / direct', 'p99 / direct', 'anchor (p50 ratio, by hand)', 'added per traversal µs (p50)'],
+      [
+        'path',
+        'what',
+        'round trips',
+        'p50 ms',
+        'p99 ms',
+        'p50 / direct',
+        'p99 / direct',
+        'anchor (p50 ratio, by hand)',
+        'added per traversal µs (p50)',
+        ...(ofPath ? ['proxy CPU µs per relayed message (this path)'] : []),
+      ],
       rows,
     ),
     '',
+    ...(ofPath
+      ? [
+          "proxy CPU µs per relayed message (this path): the CPU time of the path's relay processes (all their threads, " +
+            '/proc/<pid>/task/*/schedstat in ns) read before and after each measured visit, while only that path\'s round trips ' +
+            'cross them, divided by the messages of those visits. Work a process finishes after the read (going back to sleep) ' +
+            'counts on its next visit.',
+          '',
+        ]
+      : []),
+    p99Caveat(latency.paths),
+    '',
     ...acrossNodesSection(latency),
-    `CPU during the latency phase (${latency.cpu.wallSeconds} s), and what each proxy spent per message it relayed ` +
-      `(a round trip is ${TRAVERSALS_PER_ROUND_TRIP} messages through the proxy${pathsServedByProxy(latency)}):`,
+    `CPU during the latency phase (${latency.cpu.wallSeconds} s), and what each proxy process spent per message it relayed ` +
+      `(a round trip is ${TRAVERSALS_PER_ROUND_TRIP} messages through the proxy):`,
     '',
     cpuTable(latency.cpu),
     '',
     markdownTable(
-      ['proxy', 'CPU µs per relayed message', 'context switches per relayed message'],
-      Object.entries(latency.proxyCpuMicrosPerMessage).map(([name, micros]): Cell[] => [name, micros, latency.proxyContextSwitchesPerMessage[name] ?? 0]),
+      ['proxy process', 'paths it relays', 'CPU µs per relayed message', 'context switches per relayed message'],
+      Object.entries(latency.proxyCpuMicrosPerMessage).map(([name, micros]): Cell[] => [
+        name,
+        pathsOfProxy(latency.proxyComponentOfPath, name).join(', '),
+        micros,
+        latency.proxyContextSwitchesPerMessage[name] ?? 0,
+      ]),
     ),
+    '',
+    'Each process is metered as a whole over the phase, so these are its averages over every path it relays (all of them ' +
+      'carry the same number of round trips), not figures of any one path: they do not compare paths. Per-path evidence is ' +
+      (ofPath ? "the proxy CPU column of the table above, and " : '') +
+      'the strace and perf tables below, each taken over untimed round trips of one path alone.',
     '',
     ...syscallSection(latency),
     ...cpuSplitSection(latency),
@@ -183,6 +244,59 @@ function latencySection(latency: LatencyResults): string[] {
     '',
     ...relayFloorSection(latency),
   ];
+}
+
+/** The memory probe's rows; a row whose logins partly failed is marked approximate (≈). */
+function memoryProbeTable(rows: readonly MemoryPerConnection[]): string[] {
+  const failures = rows.map((row) => memoryProbeFailures(row, rows));
+  const approximate = (value: number, index: number): Cell => (failures[index]!.approximate ? `≈ ${value}` : value);
+  const anyInferred = failures.some((entry) => entry.inferred);
+  return [
+    markdownTable(
+      ['path', 'what', 'connections', 'failed logins', 'first error', 'RSS KB per connection', 'PSS KB per connection'],
+      rows.map((row, index): Cell[] => {
+        const { failed, inferred, firstError } = failures[index]!;
+        return [
+          row.path,
+          row.description,
+          row.connections,
+          failed === undefined ? (inferred ? 'not recorded in this run' : 0) : inferred ? `at least ${failed}` : failed,
+          firstError ?? (inferred ? 'not recorded in this run' : failed ? 'none reported' : ''),
+          approximate(row.rssKilobytesPerConnection, index),
+          approximate(row.pssKilobytesPerConnection, index),
+        ];
+      }),
+    ),
+    '',
+    ...(failures.some((entry) => entry.approximate)
+      ? [
+          '≈: some logins of that probe failed; the growth is divided by the connections that logged in, yet includes what the ' +
+            'failed attempts left behind, so the figure is approximate.' +
+            (anyInferred
+              ? ' This run did not record failed logins or their errors: "at least N" is how many fewer connections the path ' +
+                'opened than another path of the same probe (every path asks for the same number).'
+              : ''),
+          '',
+        ]
+      : []),
+  ];
+}
+
+/** How long the steps were held, as measured: a step whose logins failed is read at once, unheld. */
+function holdText(run: CapacityRun, holdSeconds: number): string {
+  const held = run.steps.filter((step) => step.failed === 0);
+  const unheld = run.steps.filter((step) => step.failed > 0);
+  const range = (values: readonly number[]): string =>
+    Math.min(...values) === Math.max(...values) ? `${values[0]} s` : `${Math.min(...values)}–${Math.max(...values)} s`;
+  return (
+    (held.length > 0
+      ? `Each step whose logins all succeeded was held for ${holdSeconds} s (measured ${range(held.map((step) => step.holdSeconds))}).`
+      : '') +
+    (unheld.length > 0
+      ? `${held.length > 0 ? ' ' : ''}A step with failed logins is read at once, without the hold: ` +
+        `${unheld.map((step) => `step ${formatCount(step.target)} held ${step.holdSeconds} s`).join(', ')}.`
+      : '')
+  );
 }
 
 function capacityRunSection(run: CapacityRun, holdSeconds: number): string[] {
@@ -198,6 +312,7 @@ function capacityRunSection(run: CapacityRun, holdSeconds: number): string[] {
     step.nginxRssPer1000Megabytes,
     step.nginxMaxWorkerFds,
     step.nodeRssMegabytes.join(' / '),
+    (step.nodeRssAboveIdlePer1000Megabytes ?? nodeRssPer1000(run, step)).map((value) => value ?? 'n/a').join(' / '),
     step.nodeFds.join(' / '),
   ]);
   const problems = run.steps.flatMap((step) => [
@@ -210,7 +325,7 @@ function capacityRunSection(run: CapacityRun, holdSeconds: number): string[] {
     `Listener: ${run.listener}. nginx: \`worker_processes ${run.nginx.workerProcesses}; worker_connections ${run.nginx.workerConnections};\` ` +
       `worker_rlimit_nofile ${run.nginx.workerRlimitNofile}, reuseport ${run.nginx.reuseport ? 'on' : 'off'}. ` +
       `Idle nginx RSS ${run.nginxBaselineRssMegabytes} MB; idle nodes ${run.nodeBaselineRssMegabytes.join(' / ')} MB. ` +
-      `Each step held ${holdSeconds} s. **Highest step held fully: ${formatCount(run.highestHeld)}.**`,
+      `${holdText(run, holdSeconds)} **Highest step held fully: ${formatCount(run.highestHeld)}.**`,
     '',
     markdownTable(
       [
@@ -225,10 +340,18 @@ function capacityRunSection(run: CapacityRun, holdSeconds: number): string[] {
         'nginx MB / 1k (above idle)',
         'max fds of a worker',
         'node RSS MB',
+        'node MB / 1k (above idle)',
         'node fds',
       ],
       rows,
     ),
+    '',
+    'node MB / 1k (above idle): each node\'s RSS growth above its own idle RSS, divided by the thousands of connections it ' +
+      (run.nodeBaselineFds
+        ? 'holds (its open descriptors above idle). '
+        : 'holds (this run did not record the nodes\' idle descriptors, so the connections open at the end are split in ' +
+          'proportion to each node\'s descriptors). ') +
+      'Node heaps grow and shrink with garbage collection, so these figures are noisy and can be negative.',
     '',
     ...(problems.length > 0 ? ['Errors seen:', '', ...problems, ''] : []),
     `CPU over this run (${run.cpu.wallSeconds} s):`,
@@ -253,7 +376,7 @@ export function renderResultsMarkdown(results: BenchResults): string {
     `- Versions: Node ${versions.node}, nginx ${versions.nginx} (Debian), HAProxy ${versions.haproxy} (Debian), ` +
       `deepstream server ${versions.deepstream} / client ${versions.deepstreamClient}, Redis ${versions.redis}, ${versions.openssl}`,
     '- Everything on loopback on this one machine: clients, proxies, both nodes and Redis share its cores, so figures are ' +
-      'comparable only inside one run (ratios move by about ±0.1 between runs).',
+      `comparable only inside one run: compare paths within a run, never a ratio with another run's. ${ACROSS_RUNS}`,
     '',
     '## Targets',
     '',
@@ -283,17 +406,7 @@ export function renderResultsMarkdown(results: BenchResults): string {
           'the latency phase used; growth of the proxy\'s RSS and PSS divided by the connections. This is what each mode costs ' +
           'per connection: the L7 request state and buffers of http mode, the L4 session of stream mode, and what TLS adds.',
         '',
-        markdownTable(
-          ['path', 'what', 'connections', 'RSS KB per connection', 'PSS KB per connection'],
-          results.capacity.memoryPerConnection.map((row): Cell[] => [
-            row.path,
-            row.description,
-            row.connections,
-            row.rssKilobytesPerConnection,
-            row.pssKilobytesPerConnection,
-          ]),
-        ),
-        '',
+        ...memoryProbeTable(results.capacity.memoryPerConnection),
       );
     }
     for (const run of results.capacity.runs) lines.push(...capacityRunSection(run, results.capacity.holdSeconds));
@@ -359,12 +472,26 @@ export function renderResultsMarkdown(results: BenchResults): string {
         `logged in again. **Median of runs: ${failover.medianAllBackMs === null ? 'not all clients came back' : `${failover.medianAllBackMs} ms`}.**`,
       '',
       markdownTable(
-        ['run', 'killed', 'clients', 'affected', 'all back ms', 'median client back ms', 'not back', 'moved to survivor', 'ticks', 'lost per affected (mean / max)', 'lost by unaffected'],
+        [
+          'run',
+          'killed',
+          'clients',
+          'affected',
+          'loss noticed ms (median / last client)',
+          'all back ms',
+          'median client back ms',
+          'not back',
+          'moved to survivor',
+          'ticks',
+          'lost per affected (mean / max)',
+          'lost by unaffected',
+        ],
         failover.runs.map((run): Cell[] => [
           run.run,
           run.killedNode,
           run.clients,
           run.affected,
+          run.lastClientLostMs === undefined ? 'not recorded in this run' : `${run.medianClientLostMs ?? 'n/a'} / ${run.lastClientLostMs ?? 'n/a'}`,
           run.allBackMs ?? 'never',
           run.medianClientBackMs ?? 'n/a',
           run.notBack,
@@ -409,14 +536,4 @@ export function renderResultsMarkdown(results: BenchResults): string {
     lines.push('## Errors', '', ...results.errors.map((error) => `- ${error}`), '');
   }
   return `${lines.join('\n').trimEnd()}\n`;
-}
-
-/** "; nginx (TLS: https, stream) relays 4 paths, haproxy 4": per-message figures divide by these. */
-function pathsServedByProxy(latency: LatencyResults): string {
-  const counts = new Map<string, number>();
-  for (const component of Object.values(latency.proxyComponentOfPath)) counts.set(component, (counts.get(component) ?? 0) + 1);
-  const shared = [...counts]
-    .filter(([, count]) => count > 1)
-    .map(([component, count], index) => `${component} relays ${count}${index === 0 ? ' paths' : ''}`);
-  return shared.length > 0 ? `; ${shared.join(', ')}` : '';
 }

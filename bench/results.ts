@@ -81,6 +81,9 @@ export interface LatencyResults {
   readonly cpu: CpuProfile;
   /** Proxy process -> CPU microseconds per WebSocket message it relayed (4 per round trip). */
   readonly proxyCpuMicrosPerMessage: Readonly<Record<string, number>>;
+  /** Path -> CPU µs its relay processes spent per message of that path, read from schedstat before
+   * and after each measured visit, when only that path crosses them (absent in runs before it existed). */
+  readonly proxyCpuMicrosPerMessageOfPath?: Readonly<Record<string, number>>;
   /** Path -> the proxy component (CPU profile name) serving it. */
   readonly proxyComponentOfPath: Readonly<Record<string, string>>;
   /** Proxy process -> context switches per message it relayed. */
@@ -127,8 +130,11 @@ export interface CapacityStep {
   readonly nginxTotalRssPer1000Megabytes: number;
   readonly nginxMaxWorkerFds: number;
   readonly nodeRssMegabytes: readonly number[];
-  /** Each node's RSS per 1,000 of the connections it holds (half of them each). */
-  readonly nodeRssPer1000Megabytes: readonly number[];
+  /** Each node's RSS growth above its own idle RSS per 1,000 of the connections it holds (its open
+   * descriptors above idle); null for a node holding none. Absent in runs before it existed: the
+   * report computes it from the fields here (nodeRssPer1000 of capacity.ts). */
+  readonly nodeRssAboveIdlePer1000Megabytes?: ReadonlyArray<number | null>;
+  /** Open descriptors of each node (one per client connection, plus its idle ones). */
   readonly nodeFds: readonly number[];
   readonly clientErrors: readonly string[];
   /** nginx error log lines written during the step (e.g. "worker_connections are not enough"). */
@@ -142,6 +148,8 @@ export interface CapacityRun {
   readonly nginx: NginxSettings;
   readonly nginxBaselineRssMegabytes: number;
   readonly nodeBaselineRssMegabytes: readonly number[];
+  /** Each node's open descriptors before the first step (absent in runs before it was recorded). */
+  readonly nodeBaselineFds?: readonly number[];
   readonly steps: readonly CapacityStep[];
   /** Highest step every connection of which stayed logged in through its hold; 0 if none. */
   readonly highestHeld: number;
@@ -152,7 +160,14 @@ export interface CapacityRun {
 export interface MemoryPerConnection {
   readonly path: string;
   readonly description: string;
+  /** Connections that logged in: the divisor of the per-connection figures. */
   readonly connections: number;
+  /** Connections asked for (absent in runs before it was recorded). */
+  readonly requested?: number;
+  /** Connections that failed to log in, and the first error; their memory is in the growth too, so
+   * a row with failures is approximate (absent in runs before it was recorded). */
+  readonly failed?: number;
+  readonly firstError?: string;
   readonly rssKilobytesPerConnection: number;
   readonly pssKilobytesPerConnection: number;
 }
@@ -208,6 +223,10 @@ export interface FailoverRun {
   /** From kill -9 until the last affected client was logged in again. */
   readonly allBackMs: number | null;
   readonly medianClientBackMs: number | null;
+  /** From kill -9 until the median and the last affected client saw its connection close: how long
+   * the loss took to be noticed (absent in runs before it was recorded). */
+  readonly medianClientLostMs?: number | null;
+  readonly lastClientLostMs?: number | null;
   readonly notBack: number;
   readonly eventsPublished: number;
   readonly lostPerAffectedMean: number;

@@ -166,6 +166,8 @@ async function main(): Promise<number> {
             ca: environment.ca,
             placement: { provider: firstNode!, caller: firstNode! },
             anchors: LATENCY_ANCHORS,
+            proxyPidsOf: (name) =>
+              Object.values(environment.proxyPaths).flat().includes(name as PathName) ? environment.relayPids(name as PathName) : undefined,
             startMeter: () => startCpuMeter(components, machine.nproc),
             ...(plan.latency.proxyProfileRoundTrips > 0
               ? {
@@ -202,6 +204,8 @@ async function main(): Promise<number> {
           const { cpu } = measured;
           const proxyCpuMicrosPerMessage: Record<string, number> = {};
           const proxyContextSwitchesPerMessage: Record<string, number> = {};
+          // A process is metered as a whole: these are its averages over every path it relays (the
+          // report says so), never one path's figure.
           for (const [component, served] of Object.entries(environment.proxyPaths)) {
             const messages = served.length * measured.totalRoundTripsPerPath * TRAVERSALS_PER_ROUND_TRIP;
             proxyCpuMicrosPerMessage[component] = Math.round(((cpu.seconds[component] ?? 0) * 1e6) / messages);
@@ -215,6 +219,7 @@ async function main(): Promise<number> {
             paths: measured.paths,
             cpu,
             proxyCpuMicrosPerMessage,
+            proxyCpuMicrosPerMessageOfPath: measured.proxyCpuMicrosPerMessageOfPath,
             proxyContextSwitchesPerMessage,
             proxyComponentOfPath: Object.fromEntries(
               Object.entries(environment.proxyPaths).flatMap(([component, served]) => served.map((path) => [path, component])),

@@ -4,8 +4,9 @@
  * run's own profile figures, what limits it.
  */
 import { waitingPercent, type CpuProfileSplit } from './cpu-profile';
-import { addedPerTraversalMicros, TRAVERSALS_PER_ROUND_TRIP } from './latency';
-import type { BenchResults, CapacityRun, LatencyResults, MemoryPerConnection, TargetVerdict } from './results';
+import { memoryProbeFailures } from './capacity';
+import { addedPerTraversalMicros, pathsOfProxy, TRAVERSALS_PER_ROUND_TRIP } from './latency';
+import type { BenchResults, CapacityRun, FailoverResults, LatencyResults, MemoryPerConnection, TargetVerdict } from './results';
 
 /** Hand-built anchors (p50 ratio to direct, two runs of one harness on this machine; issue 5). The
  * issue gives one TLS anchor per proxy; it is shown for both of its TLS modes. */
@@ -67,7 +68,23 @@ function syscallList(calls: Readonly<Record<string, number>>): string {
 }
 
 function syscallText(calls: Readonly<Record<string, number>> | undefined): string {
-  return calls ? ` (strace: ${syscallList(calls)} per message)` : '';
+  return calls ? `strace over untimed round trips of this path alone: ${syscallList(calls)} per relayed message; ` : '';
+}
+
+/** The CPU of the proxy serving `name` per message it relayed: the path's own figure where the run
+ * measured it; else the process's, metered over the whole phase, so an average over every path
+ * that process relays, and said so. */
+function proxyCpuText(latency: LatencyResults, name: string): string {
+  const ofPath = latency.proxyCpuMicrosPerMessageOfPath?.[name];
+  if (ofPath !== undefined) return `its relay processes spent ${ofPath} µs CPU per message of this path (schedstat around each visit); `;
+  const component = latency.proxyComponentOfPath[name];
+  const cpu = component !== undefined ? latency.proxyCpuMicrosPerMessage[component] : undefined;
+  if (component === undefined || cpu === undefined) return '';
+  const served = pathsOfProxy(latency.proxyComponentOfPath, component);
+  return served.length > 1
+    ? `its proxy process (${component}) averaged ${cpu} µs CPU per relayed message over all ${served.length} paths it relays ` +
+        `(${served.join(', ')}), a process figure, not this path's; `
+    : `its proxy process (${component}) relays only this path and spent ${cpu} µs CPU per relayed message; `;
 }
 
 /** Both proxies' system calls per relayed message, when both paths were traced. */
@@ -85,19 +102,6 @@ function cpuSplitText(split: CpuProfileSplit | undefined): string {
     `perf: ${waitingPercent(split)}% of the proxy's CPU is waking the process on the other side (${split.percent.wake}%) and sleeping until the next ` +
     `message (${split.percent.switch}%), ${split.percent.kernel}% other kernel work, ${split.percent.user}% the proxy's own code; `
   );
-}
-
-/** How often each proxy went to sleep per message it relayed: a proxy that finds the next message
- * already there when it polls skips a wake-up. */
-function contextSwitchComparison(latency: LatencyResults | undefined, nginxName: string, haproxyName: string): string {
-  const switches = (name: string): number | undefined => {
-    const component = latency?.proxyComponentOfPath[name];
-    return component !== undefined ? latency?.proxyContextSwitchesPerMessage[component] : undefined;
-  };
-  const nginx = switches(nginxName);
-  const haproxy = switches(haproxyName);
-  if (nginx === undefined || haproxy === undefined) return '';
-  return `; context switches per relayed message: nginx ${nginx}, HAProxy ${haproxy}`;
 }
 
 /** Both proxies' share of CPU spent waking and sleeping, and their CPU time over the same round
@@ -122,11 +126,10 @@ function latencyLimit(latency: LatencyResults, name: string, target: number): st
   if (!direct || !path) return '';
   const addedMicros = addedPerTraversalMicros(path.p50Ms, direct.p50Ms);
   const budgetMicros = Math.round((((target - 1) * direct.p50Ms) / TRAVERSALS_PER_ROUND_TRIP) * 1000);
-  const component = latency.proxyComponentOfPath[name];
-  const cpu = component !== undefined ? latency.proxyCpuMicrosPerMessage[component] : undefined;
   return (
     `each of the ${TRAVERSALS_PER_ROUND_TRIP} traversals of a round trip adds ${addedMicros} µs at p50; ` +
-    (cpu !== undefined ? `the proxy burns ${cpu} µs CPU per relayed message${syscallText(latency.syscallsPerMessage[name])}; ` : '') +
+    proxyCpuText(latency, name) +
+    syscallText(latency.syscallsPerMessage[name]) +
     cpuSplitText(latency.proxyCpuSplits?.[name]) +
     `the target allows ${budgetMicros} µs per traversal against a direct round trip of ${Math.round(direct.p50Ms * 1000)} µs` +
     acrossNodesText(latency, name) +
@@ -174,16 +177,23 @@ function memoryLimit(run: CapacityRun, memory: readonly MemoryPerConnection[], l
   const perConnection = Math.round(top.nginxRssPer1000Megabytes * 1.024 * 10) / 10;
   const allowed = Math.round(((TARGETS.nginxMegabytesPer1000 * top.target) / 1000 - run.nginxBaselineRssMegabytes) * 1024 / top.target * 10) / 10;
   const kb = (path: string): number | undefined => memory.find((row) => row.path === path)?.rssKilobytesPerConnection;
-  const byMode = [
-    ['nginx http with nginx defaults only', kb('nginx-http-bare')],
-    ['nginx http', kb('nginx-http')],
-    ['nginx stream', kb('nginx-stream')],
-    ['nginx https', kb('nginx-https')],
-    ['nginx stream+TLS', kb('nginx-stream-tls')],
-    [HAPROXY_OF_CAPACITY[label][0], kb(HAPROXY_OF_CAPACITY[label][1])],
-  ]
-    .filter((entry): entry is [string, number] => entry[1] !== undefined)
-    .map(([mode, value]) => `${mode} ${value}`)
+  const approximate = (path: string): boolean => {
+    const row = memory.find((entry) => entry.path === path);
+    return row !== undefined && memoryProbeFailures(row, memory).approximate;
+  };
+  const modes: ReadonlyArray<readonly [string, string]> = [
+    ['nginx http with nginx defaults only', 'nginx-http-bare'],
+    ['nginx http', 'nginx-http'],
+    ['nginx stream', 'nginx-stream'],
+    ['nginx https', 'nginx-https'],
+    ['nginx stream+TLS', 'nginx-stream-tls'],
+    HAPROXY_OF_CAPACITY[label],
+  ];
+  const byMode = modes
+    .flatMap(([mode, path]) => {
+      const value = kb(path);
+      return value === undefined ? [] : [`${mode} ${approximate(path) ? '≈ ' : ''}${value}`];
+    })
     .join(', ');
   return (
     `${perConnection} KB per connection above an idle ${run.nginxBaselineRssMegabytes} MB (preallocated ` +
@@ -242,6 +252,32 @@ function capacityVerdicts(run: CapacityRun | undefined, memory: readonly MemoryP
   return verdicts;
 }
 
+/** For a missed failover target, per run: when the slowest and the median affected client were back,
+ * when the clients noticed the loss (where recorded), and how busy the cores were meanwhile. */
+function failoverLimit(failover: FailoverResults): string {
+  return failover.runs
+    .map((run) => {
+      const back =
+        run.allBackMs === null
+          ? `${run.notBack} of ${run.affected} affected clients not back within the 30 s watched`
+          : `slowest affected client back after ${run.allBackMs} ms, median client ${run.medianClientBackMs ?? 'n/a'} ms`;
+      const noticed =
+        run.lastClientLostMs === undefined
+          ? 'when clients noticed the loss not recorded in this run'
+          : run.lastClientLostMs === null
+            ? 'no client noticed a loss'
+            : `loss noticed by the median client after ${run.medianClientLostMs} ms, by the last after ${run.lastClientLostMs} ms`;
+      const busiest = Object.entries(run.recoveryCpu.percentOfMachine)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 2)
+        .map(([name, share]) => `${name} ${share}%`)
+        .join(', ');
+      const cpu = run.recoveryCpu.machineBusyPercent !== undefined ? `; cores ${run.recoveryCpu.machineBusyPercent}% busy meanwhile (${busiest})` : '';
+      return `run ${run.run} (${run.killedNode} killed): ${back}; ${noticed}${cpu}`;
+    })
+    .join('. ');
+}
+
 export function judgeTargets(results: Omit<BenchResults, 'targets'>): TargetVerdict[] {
   const verdicts = judgeFigures(results);
   // A smoke run's counts are too small for its figures to mean anything against a target.
@@ -295,7 +331,6 @@ function judgeFigures(results: Omit<BenchResults, 'targets'>): TargetVerdict[] {
         `${differenceMicros} µs apart; the p50 of even and odd rounds of one path differs by up to ${noiseMicros} µs in this run` +
         (twinMicros === undefined ? '' : `, and two identical nginx stream listeners (${TWIN_PATHS.join(' and ')}) by ${twinMicros} µs`) +
         `, so the order is ${differenceMicros <= Math.max(noiseMicros, twinMicros ?? 0) ? 'within noise' : 'beyond that noise'}` +
-        contextSwitchComparison(latency, nginxName, haproxyName) +
         syscallComparison(latency, nginxName, haproxyName) +
         cpuSplitComparison(latency, nginxName, haproxyName, !met),
     });
@@ -337,7 +372,7 @@ function judgeFigures(results: Omit<BenchResults, 'targets'>): TargetVerdict[] {
       measured: ms === null ? 'not all clients came back' : `${ms} ms`,
       met,
       note: ms === null ? 'some clients never logged in again' : byHowMuch(ms, TARGETS.failoverMs, true),
-      limit: '',
+      limit: met ? '' : failoverLimit(results.failover),
     });
   }
   return verdicts;

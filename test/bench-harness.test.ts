@@ -4,12 +4,12 @@
  * configuration expressed as renderer input (checked with the real `nginx -t`). No timing here.
  */
 import fc from 'fast-check';
-import { nginxSettingsOf } from '../bench/capacity';
+import { memoryProbeFailures, nginxSettingsOf, nodeConnections, nodeRssPer1000, stepHeldFully } from '../bench/capacity';
 import { CAPACITY_NGINX, SEED_NGINX } from '../bench/plan';
 import { markdownTable, renderResultsMarkdown } from '../bench/report';
-import type { BenchResults, CapacityRun, LatencyPath } from '../bench/results';
+import type { BenchResults, CapacityRun, LatencyPath, MemoryPerConnection } from '../bench/results';
 import { classifyStack, parsePerfScript, splitProfile } from '../bench/cpu-profile';
-import { parseStraceSummary, splitHalfSpread } from '../bench/latency';
+import { parseStraceSummary, pathFigures, splitHalfSpread, type RecordedPath } from '../bench/latency';
 import { bareHttpConf, bareStreamConf } from '../bench/bare-nginx';
 import { interleavedOrder, median, missingInRange, quantile, ratio, spread, summarize } from '../bench/stats';
 import { judgeTargets } from '../bench/targets';
@@ -59,6 +59,14 @@ describe('percentiles', () => {
   it('summarize agrees with quantile and computes the mean', () => {
     const summary = summarize([5, 1, 4, 2, 3]);
     expect(summary).toEqual({ count: 5, min: 1, p50: 3, p90: 5, p99: 5, max: 5, mean: 3 });
+  });
+
+  it('summarize orders samples by value, not as text: multi-digit samples', () => {
+    // As strings these sort 10, 100, 2, 25, 9, 950: min 10, p50 2, max 950.
+    const summary = summarize([25, 9, 100, 2, 950, 10]);
+    expect(summary).toEqual({ count: 6, min: 2, p50: 10, p90: 950, p99: 950, max: 950, mean: 1096 / 6 });
+    expect(summarize([0.35, 1.2, 12.5, 0.9]).p50).toBe(0.9);
+    expect(quantile([25, 9, 100, 2, 950, 10], 0.5)).toBe(10);
   });
 
   it('refuses empty samples and q outside 0..1 with a clear message', () => {
@@ -167,7 +175,6 @@ function capacityRun(name: string, highestHeld: number, totalPer1000: number): C
         nginxTotalRssPer1000Megabytes: totalPer1000,
         nginxMaxWorkerFds: 100,
         nodeRssMegabytes: [100, 100],
-        nodeRssPer1000Megabytes: [5, 5],
         nodeFds: [10, 10],
         clientErrors: [],
         nginxErrors: [],
@@ -245,9 +252,17 @@ describe('target verdicts', () => {
     );
     const withProfile = judgeTargets({
       ...baseResults,
-      latency: { ...baseResults.latency!, proxyCpuMicrosPerMessage: { 'nginx (TLS: https, stream)': 30 }, syscallsPerMessage: { 'nginx-stream': { recvfrom: 1, writev: 1, epoll_wait: 1.2 } } },
+      latency: {
+        ...baseResults.latency!,
+        proxyComponentOfPath: { ...baseResults.latency!.proxyComponentOfPath, 'nginx-stream-tls': 'nginx (TLS: https, stream)' },
+        proxyCpuMicrosPerMessage: { 'nginx (TLS: https, stream)': 30 },
+        syscallsPerMessage: { 'nginx-stream': { recvfrom: 1, writev: 1, epoll_wait: 1.2 } } },
     }).find((entry) => entry.target.includes('via stream'))!;
-    expect(withProfile.limit).toContain('the proxy burns 30 µs CPU per relayed message (strace: 1 recvfrom, 1 writev, 1.2 epoll_wait per message)');
+    expect(withProfile.limit).toContain(
+      'its proxy process (nginx (TLS: https, stream)) averaged 30 µs CPU per relayed message over all 2 paths it relays ' +
+        "(nginx-stream, nginx-stream-tls), a process figure, not this path's; " +
+        'strace over untimed round trips of this path alone: 1 recvfrom, 1 writev, 1.2 epoll_wait per relayed message; ',
+    );
     expect(verdict('RPC p50 ratio to direct ≤ 1.25 via http').limit).toBe('');
     const withSplit = judgeTargets({
       ...baseResults,
@@ -256,6 +271,16 @@ describe('target verdicts', () => {
     expect(withSplit.limit).toContain(
       "perf: 62.5% of the proxy's CPU is waking the process on the other side (40%) and sleeping until the next message (22.5%), 25% other kernel work, 12.5% the proxy's own code; ",
     );
+  });
+
+  it('uses the path\'s own proxy CPU when the run measured it per path, and shows it as a column', () => {
+    const latency = { ...baseResults.latency!, proxyCpuMicrosPerMessageOfPath: { 'nginx-http': 21.5, 'nginx-stream': 33.2 } };
+    const stream = judgeTargets({ ...baseResults, latency }).find((entry) => entry.target.includes('via stream'))!;
+    expect(stream.limit).toContain('its relay processes spent 33.2 µs CPU per message of this path (schedstat around each visit); ');
+    expect(stream.limit).not.toContain('averaged');
+    const markdown = renderResultsMarkdown({ ...baseResults, latency, targets: [] });
+    expect(markdown).toContain('proxy CPU µs per relayed message (this path)');
+    expect(markdown.split('\n').find((line) => line.startsWith('| nginx-stream |'))).toMatch(/\| 25 \| 33\.2 \|$/);
   });
 
   it('compares each nginx path with the HAProxy path configured the same way, against the run\'s own noise', () => {
@@ -276,7 +301,8 @@ describe('target verdicts', () => {
         proxyContextSwitchesPerMessage: { 'nginx (TLS: https, stream)': 1.1, haproxy: 0.6 },
       },
     }).find((entry) => entry.target.startsWith('nginx-stream no slower'))!;
-    expect(withSwitches.limit).toContain('so the order is within noise; context switches per relayed message: nginx 1.1, HAProxy 0.6');
+    // Process averages over every path a process relays do not compare two paths.
+    expect(withSwitches.limit).not.toContain('context switches');
   });
 
   it('compares the CPU time nginx and HAProxy spent on the same untimed round trips of a path', () => {
@@ -370,6 +396,22 @@ describe('target verdicts', () => {
     );
   });
 
+  it('RESULTS.md says what the p99 columns measure, names paths whose p99 lies below direct\'s, and that targets use p50', () => {
+    const latency = baseResults.latency!;
+    const paths = [...latency.paths, { ...latencyPath('nginx-stream-tls', 0.52), p99Ms: 1.1, ratioP99: 0.92 }];
+    const markdown = renderResultsMarkdown({ ...baseResults, latency: { ...latency, paths }, targets: [] });
+    expect(markdown).toContain('p99 ms and p99 / direct: the caller and provider of every path run as clients in one Node process');
+    expect(markdown).toContain("that is how the p99 of nginx-stream-tls (0.92) can lie below direct's");
+    expect(markdown).toContain('the targets are judged on p50 only');
+  });
+
+  it('RESULTS.md says ratios compare only inside one run, with how far they moved across the committed runs', () => {
+    const markdown = renderResultsMarkdown({ ...baseResults, targets: [] });
+    expect(markdown).not.toContain('±0.1');
+    expect(markdown).toContain('compare paths within a run');
+    expect(markdown).toContain('nginx-stream 1.56–2.71');
+  });
+
   it('RESULTS.md states machine, versions and command, and has a row per target and per latency path', () => {
     const markdown = renderResultsMarkdown({ ...baseResults, targets: verdicts });
     expect(markdown).toContain('- Machine: 2 × Test CPU, 1,024 MB memory, Linux 6.0');
@@ -378,7 +420,7 @@ describe('target verdicts', () => {
     const rows = markdown.split('\n');
     for (const entry of verdicts) expect(rows.some((row) => row.startsWith(`| ${entry.target} |`))).toBe(true);
     expect(rows).toContain('| nginx-http | nginx-http | 2000 | 0.48 | 1.44 | 1.2 | 1.2 |  | 20 |');
-    expect(rows).toContain('| nginx (plain http) | 17 | 1.02 |');
+    expect(rows).toContain('| nginx (plain http) | nginx-http | 17 | 1.02 |');
     expect(rows).toContain('| path | epoll_wait | recvfrom | sendto |');
     expect(rows).toContain('| nginx-http | 1.3 | 1.1 | 1.1 |');
     expect(markdown).not.toContain('Quick run');
@@ -440,12 +482,156 @@ describe('nginx settings of the capacity runs, rendered by renderNginxConf', () 
   });
 });
 
+describe('a capacity step', () => {
+  const step = { target: 10_000, failed: 0, openAtEnd: 10_000, drops: 0 };
+  it('holds fully only when every login succeeded and every connection is still open, none dropped', () => {
+    expect(stepHeldFully(step)).toBe(true);
+    expect(stepHeldFully({ ...step, failed: 1 })).toBe(false);
+    expect(stepHeldFully({ ...step, openAtEnd: 9_999 })).toBe(false);
+    expect(stepHeldFully({ ...step, drops: 3 })).toBe(false);
+  });
+});
+
+describe('node memory per 1,000 connections', () => {
+  // The plain run at 20,000 of the stored full run: idle nodes 110.12 / 113.75 MB.
+  const step = { openAtEnd: 20_000, nodeRssMegabytes: [137.7, 141.39], nodeFds: [10_025, 10_023] };
+  const run = { nodeBaselineRssMegabytes: [110.12, 113.75] };
+
+  it('is each node\'s growth above its own idle RSS per 1,000 of its own connections, not its whole RSS', () => {
+    expect(nodeConnections([25, 23], step)).toEqual([10_000, 10_000]);
+    expect(nodeRssPer1000({ ...run, nodeBaselineFds: [25, 23] }, step)).toEqual([2.76, 2.76]);
+  });
+
+  it('splits the open connections by descriptors when the run did not record the idle ones', () => {
+    expect(nodeConnections(undefined, step)).toEqual([10_001, 9_999]);
+    expect(nodeRssPer1000(run, step)).toEqual([2.76, 2.76]);
+  });
+
+  it('is null for a node holding no connection, and may be negative after a collection', () => {
+    const shrunk = { openAtEnd: 5000, nodeRssMegabytes: [83.54, 110.12], nodeFds: [5025, 23] };
+    expect(nodeRssPer1000({ ...run, nodeBaselineFds: [25, 23] }, shrunk)).toEqual([-5.32, null]);
+  });
+
+  it('is a column of each capacity table, computed from the stored step data of older runs', () => {
+    const markdown = renderResultsMarkdown({ ...baseResults, targets: [] });
+    expect(markdown).toContain('node MB / 1k (above idle)');
+    // capacityRun(): nodes at 100 MB over an idle 80 MB, 10 descriptors each, 20,000 open.
+    const row = markdown.split('\n').find((line) => line.startsWith('| 20,000 |'))!;
+    expect(row).toContain('| 100 / 100 | 2 / 2 | 10 / 10 |');
+  });
+});
+
+describe('memory probe rows with failed logins', () => {
+  const row = (path: string, connections: number, extra: Partial<MemoryPerConnection> = {}): MemoryPerConnection => ({
+    path,
+    description: path,
+    connections,
+    rssKilobytesPerConnection: 17.8,
+    pssKilobytesPerConnection: 17.6,
+    ...extra,
+  });
+
+  it('show the failed count and first error, and mark the KB figures approximate', () => {
+    const rows = [
+      row('nginx-http-bare', 2842, { requested: 3000, failed: 158, firstError: 'login timed out after 20000 ms' }),
+      row('nginx-http', 3000, { requested: 3000, failed: 0 }),
+    ];
+    const markdown = renderResultsMarkdown({ ...baseResults, capacity: { ...baseResults.capacity!, memoryPerConnection: rows }, targets: [] });
+    expect(markdown).toContain('| nginx-http-bare | nginx-http-bare | 2842 | 158 | login timed out after 20000 ms | ≈ 17.8 | ≈ 17.6 |');
+    expect(markdown).toContain('| nginx-http | nginx-http | 3000 | 0 |  | 17.8 | 17.6 |');
+    expect(markdown).toContain('≈: some logins of that probe failed');
+  });
+
+  it('of runs that did not record failures: at least the gap to another path, and the error not recorded', () => {
+    const rows = [row('nginx-http-bare', 2842), row('nginx-http', 3000)];
+    expect(memoryProbeFailures(rows[0]!, rows)).toEqual({ failed: 158, inferred: true, firstError: undefined, approximate: true });
+    expect(memoryProbeFailures(rows[1]!, rows)).toMatchObject({ failed: undefined, approximate: false });
+    const markdown = renderResultsMarkdown({ ...baseResults, capacity: { ...baseResults.capacity!, memoryPerConnection: rows }, targets: [] });
+    expect(markdown).toContain('| nginx-http-bare | nginx-http-bare | 2842 | at least 158 | not recorded in this run | ≈ 17.8 |');
+  });
+});
+
+describe('capacity hold and failover wording', () => {
+  it('says how long steps were held, and that a step with failed logins was read at once', () => {
+    const run = capacityRun('seed', 250, 40);
+    const failedStep = { ...run.steps[0]!, target: 500, opened: 480, failed: 20, openAtEnd: 480, heldFully: false, holdSeconds: 0 };
+    const seed = { ...run, steps: [{ ...run.steps[0]!, holdSeconds: 30.02 }, failedStep] };
+    const markdown = renderResultsMarkdown({ ...baseResults, capacity: { ...baseResults.capacity!, runs: [seed] }, targets: [] });
+    expect(markdown).not.toContain('Each step held 30 s');
+    expect(markdown).toContain(
+      'Each step whose logins all succeeded was held for 30 s (measured 30.02 s). A step with failed logins is read at once, without the hold: step 500 held 0 s.',
+    );
+  });
+
+  const failoverRun = (allBackMs: number | null, extra: object = {}) => ({
+    run: 1,
+    clients: 200,
+    affected: 100,
+    killedNode: 'deepstream-1',
+    allBackMs,
+    medianClientBackMs: 331,
+    notBack: allBackMs === null ? 4 : 0,
+    eventsPublished: 107,
+    lostPerAffectedMean: 36.7,
+    lostPerAffectedMax: 40,
+    lostByUnaffected: 0,
+    movedToSurvivor: 100,
+    recoveryCpu: { wallSeconds: 1.3, seconds: {}, percentOfMachine: { 'client processes': 47.1, 'deepstream-0': 22.3, redis: 1 }, machineBusyPercent: 93.4 },
+    ...extra,
+  });
+  const failoverVerdict = (runs: ReturnType<typeof failoverRun>[], medianAllBackMs: number | null) =>
+    judgeTargets({ ...baseResults, failover: { clientsPerRun: 200, tickIntervalMs: 10, runs, medianAllBackMs } }).find((entry) =>
+      entry.target.startsWith('failover'),
+    )!;
+
+  it('explains a missed failover target from the run\'s reconnect and detection times and CPU; a met one needs nothing', () => {
+    expect(failoverVerdict([failoverRun(1300, { medianClientLostMs: 3, lastClientLostMs: 12 })], 1300)).toMatchObject({
+      met: false,
+      limit:
+        'run 1 (deepstream-1 killed): slowest affected client back after 1300 ms, median client 331 ms; loss noticed by the median ' +
+        'client after 3 ms, by the last after 12 ms; cores 93.4% busy meanwhile (client processes 47.1%, deepstream-0 22.3%)',
+    });
+    expect(failoverVerdict([failoverRun(null)], null).limit).toContain(
+      'run 1 (deepstream-1 killed): 4 of 100 affected clients not back within the 30 s watched; when clients noticed the loss not recorded in this run',
+    );
+    expect(failoverVerdict([failoverRun(400)], 400)).toMatchObject({ met: true, limit: '' });
+  });
+});
+
 describe('quick runs', () => {
   it('give no verdicts: their counts are too small to judge a target', () => {
     const verdicts = judgeTargets({ ...baseResults, quick: true });
     expect(verdicts.length).toBeGreaterThan(0);
     for (const verdict of verdicts) expect(verdict).toMatchObject({ met: null, note: 'quick run: small counts, no verdict' });
     expect(renderResultsMarkdown({ ...baseResults, quick: true, targets: verdicts })).toContain('**Quick run (`--quick`)');
+  });
+});
+
+describe('latency figures of a path from its rounds', () => {
+  // Warm-up rounds are far slower than measured ones, so keeping them shows in every figure.
+  const warm = [50, 60];
+  const recorded: RecordedPath[] = [
+    { name: 'direct', rounds: [warm, warm, [10, 12], [12, 14], [11, 13]] },
+    { name: 'nginx-stream', rounds: [warm, warm, [20, 24], [24, 28], [22, 26]] },
+  ];
+
+  it('drops the warm-up rounds and keeps every measured one', () => {
+    const [direct, stream] = pathFigures(recorded, 2);
+    expect(direct!.summary).toMatchObject({ count: 6, min: 10, p50: 12, max: 14 });
+    expect(stream!.summary).toMatchObject({ count: 6, min: 20, p50: 24, max: 28 });
+  });
+
+  it('divides each path\'s p50 and p99 by direct\'s, not by its own', () => {
+    const [direct, stream] = pathFigures(recorded, 2);
+    expect(direct).toMatchObject({ ratioP50: 1, ratioP99: 1 });
+    expect(stream).toMatchObject({ ratioP50: 2, ratioP99: 2 });
+    // Direct listed second: still the baseline.
+    expect(pathFigures([...recorded].reverse(), 2)[0]).toMatchObject({ name: 'nginx-stream', ratioP50: 2 });
+  });
+
+  it('splits the measured rounds into even and odd ones for the noise figure', () => {
+    // Measured rounds 2 and 4 (even) give p50 22; round 3 (odd) gives 24.
+    expect(pathFigures(recorded, 2)[1]!.p50SplitHalfSpreadMs).toBe(2);
   });
 });
 
