@@ -110,7 +110,7 @@ const REUSEPORT_SKEW = 1.25;
  * Workers for an nginx that shares its host with the nodes (the local topology): one per core the
  * nodes leave free, each node being a busy single-threaded event loop, and at least one. Extra
  * workers there only compete with the nodes: on 2 cores running 2 nodes, bench/ measured one
- * worker 1-21 µs faster per traversal than one per core in every run, with fan-out within 0.06x
+ * worker 1-21 µs faster per traversal than one per core in every run, with fan-out within 0.10x
  * either way.
  */
 export function colocatedWorkerProcesses(cores: number, nodes: number): number {
