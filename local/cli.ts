@@ -93,6 +93,11 @@ async function main(): Promise<number> {
     redis: portArg('redis-port', values['redis-port']),
     nodes: values['node-ports']?.split(',').map((value) => portArg('node-ports', value.trim()) as number),
   };
+  if (given.nodes && given.nodes.length !== nodeCount) {
+    throw new Error(
+      `--node-ports: got ${given.nodes.length} ports for ${nodeCount} nodes (deepstreamNodes of ${values.stack}); allowed: one port per node`,
+    );
+  }
   const ports: TopologyPorts = smoke
     ? Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined))
     : {

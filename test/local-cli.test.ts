@@ -106,7 +106,7 @@ test('interactive: prints every URL and node health, keeps running, and SIGTERM 
   expect(pids.filter(isAlive)).toEqual([]);
 });
 
-test('a port in use fails with a message naming the port; an unknown stack lists the stacks', async () => {
+test('a port in use fails with a message naming the port; an unknown stack lists the stacks; --node-ports must match the nodes', async () => {
   const busy = net.createServer();
   await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
   const port = (busy.address() as net.AddressInfo).port;
@@ -114,10 +114,13 @@ test('a port in use fails with a message naming the port; an unknown stack lists
     // Both runs at once: most of their time is loading the program.
     const inUse = runCli(['--smoke', '--http-port', String(port)]);
     const unknown = runCli(['--stack', 'no-such-stack']);
+    const tooManyPorts = runCli(['--smoke', '--node-ports', '7001,7002,7003']);
     expect((await inUse.exited).code).toBe(1);
     expect(inUse.output().stderr).toContain(`port ${port} (nginx http listener) is already in use on 127.0.0.1`);
     expect((await unknown.exited).code).toBe(1);
     expect(unknown.output().stderr).toMatch(/--stack: no-such-stack -> .*Pulumi\.no-such-stack\.yaml does not exist; allowed: dev, prod/);
+    expect((await tooManyPorts.exited).code).toBe(1);
+    expect(tooManyPorts.output().stderr).toContain('--node-ports: got 3 ports for 2 nodes (deepstreamNodes of dev); allowed: one port per node');
   } finally {
     await new Promise((resolve) => busy.close(resolve));
   }
