@@ -53,17 +53,20 @@ function statusKilobytes(pid: number, field: string, file = 'status'): number {
   return match ? Number(match[1]) : 0;
 }
 
+/** The thread ids of a process; none once it has exited. */
+function threadIds(pid: number): string[] {
+  try {
+    return fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+}
+
 /** Voluntary + involuntary context switches of all of a process's threads. /proc/<pid>/status
  * counts the main thread's only, and HAProxy (nbthread) or a Node process switch on others too. */
 function threadContextSwitches(pid: number): number {
-  let tids: string[];
-  try {
-    tids = fs.readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return 0;
-  }
   let switches = 0;
-  for (const tid of tids) {
+  for (const tid of threadIds(pid)) {
     const status = readOrNull(`/proc/${pid}/task/${tid}/status`) ?? '';
     for (const field of ['voluntary_ctxt_switches', 'nonvoluntary_ctxt_switches']) {
       switches += Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
@@ -80,13 +83,7 @@ function threadContextSwitches(pid: number): number {
 export function threadCpuNanoseconds(pids: readonly number[]): number {
   let total = 0;
   for (const pid of pids) {
-    let tids: string[];
-    try {
-      tids = fs.readdirSync(`/proc/${pid}/task`);
-    } catch {
-      continue;
-    }
-    for (const tid of tids) {
+    for (const tid of threadIds(pid)) {
       const schedstat = readOrNull(`/proc/${pid}/task/${tid}/schedstat`);
       total += schedstat ? Number(schedstat.split(' ')[0]) || 0 : 0;
     }

@@ -176,9 +176,10 @@ function memoryLimit(run: CapacityRun, memory: readonly MemoryPerConnection[], l
   if (!top) return '';
   const perConnection = Math.round(top.nginxRssPer1000Megabytes * 1.024 * 10) / 10;
   const allowed = Math.round(((TARGETS.nginxMegabytesPer1000 * top.target) / 1000 - run.nginxBaselineRssMegabytes) * 1024 / top.target * 10) / 10;
-  const kb = (path: string): number | undefined => memory.find((row) => row.path === path)?.rssKilobytesPerConnection;
+  const rowOf = (path: string): MemoryPerConnection | undefined => memory.find((row) => row.path === path);
+  const kb = (path: string): number | undefined => rowOf(path)?.rssKilobytesPerConnection;
   const approximate = (path: string): boolean => {
-    const row = memory.find((entry) => entry.path === path);
+    const row = rowOf(path);
     return row !== undefined && memoryProbeFailures(row, memory).approximate;
   };
   const modes: ReadonlyArray<readonly [string, string]> = [
