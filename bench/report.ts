@@ -30,11 +30,12 @@ export function formatCount(value: number): string {
 }
 
 /**
- * How far ratios moved between runs: computed by hand on 2026-11-25 from the 11 distinct full runs in
- * the git history of bench/results.json (git log -p -- bench/results.json), not from this run.
+ * How far ratios moved between runs: computed by hand from the 12 distinct full runs in the git history
+ * of bench/results.json up to the one dated 2026-11-25T18:01Z (git log -p -- bench/results.json), not
+ * from this run. A fixed statement about those runs: later runs do not update it.
  */
 const ACROSS_RUNS =
-  'How far they move: over the 11 full runs committed on 2026-11-25 (counted by hand that day from the git history of ' +
+  'How far they move: over the 12 full runs committed up to 2026-11-25T18:01Z (counted by hand from the git history of ' +
   'bench/results.json; the harness also changed between some of them), the p50 ratio to direct of one path spanned up to ' +
   '1.33 (nginx-https 1.97–3.30, nginx-stream 1.56–2.71, nginx-http 1.69–2.20).';
 
