@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { PROXY_DEFAULTS } from '../config/proxy-defaults';
 import { proxyEnforcesOrigins, type RouteKind, type ServerProfile } from '../servers/profile';
-import { originSchema } from '../servers/validate';
+import { DNS_NAME, originSchema } from '../servers/validate';
 import {
   defaultIdleTimeoutSeconds,
   ERROR_PAGE_FILE,
@@ -151,7 +151,6 @@ function strict<T extends z.ZodRawShape>(shape: T, what: string) {
   });
 }
 
-const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const PROFILE_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
 const ROUTE_PATH = /^\/[A-Za-z0-9._~/-]*$/;
 const PREFIX = /^(?:\/[A-Za-z0-9._~-]+)+$/;

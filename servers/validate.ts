@@ -24,7 +24,7 @@ export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, context: s
 
 const DNS_LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
 /** Dot-separated labels of 1-63 letters, digits and inner hyphens, 253 characters at most. */
-const DNS_NAME = new RegExp(`^(?=.{1,253}$)${DNS_LABEL}(?:\\.${DNS_LABEL})*$`);
+export const DNS_NAME = new RegExp(`^(?=.{1,253}$)${DNS_LABEL}(?:\\.${DNS_LABEL})*$`);
 
 /** A DNS name, or an IP address as node parses one. A name whose last label is all digits
  * (`999.999.999.999`, `10.0.0`) is no DNS name but a mistyped IPv4 address; IPv6 zone ids (`%eth0`)
