@@ -48,7 +48,10 @@ export const NGINX_DEFAULTS = {
    * connection and direction. Realtime messages are small, and an idle connection still holds its
    * buffers: bench/ measured nginx per idle connection at 18 -> 14 KB (http) and 10 -> 3.5 KB
    * (stream) going from the defaults (4k, 16k) to 1k. A larger frame is relayed in several reads.
-   * It must still hold the upstream's 101 response headers (about 150 bytes for both servers). */
+   * It must still hold the upstream's 101 response headers (about 150 bytes for both servers).
+   * Not 512: it saves another 1.0 KB per idle http-mode connection (12.3 -> 11.2 KB, 2,000 clients),
+   * but a 16 KB message then takes 1.8x as long through the relay (a TCP ping-pong through nginx
+   * stream: 430 against 237 µs per round trip; +15% at 4 KB), and record snapshots are that large. */
   longLivedProxyBufferSize: '1k',
   /** TLS record size in http mode, and the size of the per-connection buffer nginx fills before it
    * encrypts a response. An upgraded WebSocket bypasses that buffer (each relayed read is one
