@@ -34,6 +34,9 @@ export interface Plan {
      * settles before and after them (the last logins' transient buffers being released). */
     readonly memoryProbeConnections: number;
     readonly memoryProbeSettleMs: number;
+    /** Idle connections per listener of the heap profile (bench/heap-profile.ts), which runs when the
+     * tooling phase built nginx; allocation sizes do not vary, so a few hundred suffice. */
+    readonly heapProfileConnections: number;
   };
   readonly tooling: { readonly mockTests: boolean; readonly nginxBuild: boolean };
   /** The run exits non-zero when it takes longer than this (a hung phase). */
@@ -58,6 +61,7 @@ export const FULL: Plan = {
     clientProcesses: 4,
     memoryProbeConnections: 3000,
     memoryProbeSettleMs: 2000,
+    heapProfileConnections: 400,
   },
   tooling: { mockTests: true, nginxBuild: true },
   watchdogMinutes: 30,
@@ -67,7 +71,7 @@ export const QUICK: Plan = {
   latency: { roundTrips: 200, warmup: 50, batch: 5, pairsPerPath: 2, proxyProfileRoundTrips: 0, acrossNodesRoundTrips: 100, relayFloorRoundTrips: 200 },
   fanout: { subscribers: 100, events: 20, window: 4, rounds: 1, workersPerPath: 1 },
   failover: { clients: 30, runs: 1, tickIntervalMs: 10 },
-  capacity: { steps: [200, 400], tlsSteps: [200], streamSteps: [200], seedSteps: [250, 750], holdSeconds: 3, clientProcesses: 2, memoryProbeConnections: 100, memoryProbeSettleMs: 300 },
+  capacity: { steps: [200, 400], tlsSteps: [200], streamSteps: [200], seedSteps: [250, 750], holdSeconds: 3, clientProcesses: 2, memoryProbeConnections: 100, memoryProbeSettleMs: 300, heapProfileConnections: 50 },
   tooling: { mockTests: false, nginxBuild: false },
   watchdogMinutes: 5,
 };

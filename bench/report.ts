@@ -3,6 +3,7 @@
  */
 import { PROFILE_KIND_LABELS, PROFILE_KINDS, waitingPercent } from './cpu-profile';
 import { memoryProbeFailures, nodeRssPer1000 } from './capacity';
+import { describeHeapProfile } from './heap-profile';
 import { addedPerTraversalMicros, pathsOfProxy, TRAVERSALS_PER_ROUND_TRIP } from './latency';
 import type { BenchResults, CapacityRun, CpuProfile, LatencyPath, LatencyResults, MemoryPerConnection } from './results';
 
@@ -283,6 +284,35 @@ function memoryProbeTable(rows: readonly MemoryPerConnection[]): string[] {
   ];
 }
 
+function heapProfileSection(capacity: NonNullable<BenchResults['capacity']>): string[] {
+  const profiles = capacity.heapProfiles ?? [];
+  if (profiles.length === 0 && capacity.heapProfileSkipped === undefined) return [];
+  const lines = [
+    '### Where nginx\'s memory per idle connection goes (heap profile)',
+    '',
+    'The nginx the build script compiled (it keeps symbols), under valgrind massif as one process, with the rendered http ' +
+      'listener of the memory probe: a heap snapshot before and after the idle, logged-in clients connected, each ' +
+      'allocation site\'s growth divided by the connections. A site is the first function under nginx\'s and OpenSSL\'s ' +
+      'allocators; "pool block" is a new block of a pool that site started, "new pool" a pool it created. "sized by" names ' +
+      'the directive that sets the size; where it is empty, nginx\'s (or OpenSSL\'s) code does.',
+    '',
+  ];
+  if (profiles.length === 0) return [...lines, `Not run: ${capacity.heapProfileSkipped}.`, ''];
+  for (const profile of profiles) {
+    lines.push(
+      `**${profile.path}** (${profile.description}; nginx ${profile.nginx}; ${profile.connections} connections` +
+        `${profile.failed > 0 ? `, ${profile.failed} failed` : ''}): ${describeHeapProfile(profile)}.`,
+      '',
+      markdownTable(
+        ['allocation site', 'allocation', 'bytes per connection', 'sized by'],
+        profile.sites.map((site): Cell[] => [site.site, site.allocation, site.bytes, site.directive ?? '']),
+      ),
+      '',
+    );
+  }
+  return lines;
+}
+
 /** How long the steps were held, as measured: a step whose logins failed is read at once, unheld. */
 function holdText(run: CapacityRun, holdSeconds: number): string {
   const held = run.steps.filter((step) => step.failed === 0);
@@ -410,6 +440,7 @@ export function renderResultsMarkdown(results: BenchResults): string {
         ...memoryProbeTable(results.capacity.memoryPerConnection),
       );
     }
+    lines.push(...heapProfileSection(results.capacity));
     for (const run of results.capacity.runs) lines.push(...capacityRunSection(run, results.capacity.holdSeconds));
   }
   if (results.fanout) {

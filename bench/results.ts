@@ -172,10 +172,42 @@ export interface MemoryPerConnection {
   readonly pssKilobytesPerConnection: number;
 }
 
+/** One allocation site's growth per idle connection in a heap profile (bench/heap-profile.ts). */
+export interface HeapSite {
+  /** The first frame that is not an allocator wrapper: `function (file.c:line)`, or
+   * `library: function (from ngx_caller)` inside a library without symbols. */
+  readonly site: string;
+  /** An object of its own, a new pool, or a new block of an existing pool. */
+  readonly allocation: 'object' | 'new pool' | 'pool block';
+  readonly bytes: number;
+  /** The directive that sets this allocation's size; null where nginx's code does. */
+  readonly directive: string | null;
+  /** The library that allocated it (libssl, libcrypto); null for nginx's own code. */
+  readonly library: string | null;
+}
+
+/** Heap profile of one nginx listener under idle connections (valgrind massif, the built nginx). */
+export interface HeapProfile {
+  readonly path: string;
+  readonly description: string;
+  /** nginx version and where the binary came from. */
+  readonly nginx: string;
+  readonly connections: number;
+  readonly failed: number;
+  readonly heapBytesPerConnection: number;
+  readonly mallocOverheadBytesPerConnection: number;
+  /** Per-connection growth by allocation site, largest first. */
+  readonly sites: readonly HeapSite[];
+}
+
 export interface CapacityResults {
   readonly holdSeconds: number;
   readonly clientProcesses: number;
   readonly memoryPerConnection: readonly MemoryPerConnection[];
+  /** Absent in runs before it existed, and where no built nginx was available (--quick, --only). */
+  readonly heapProfiles?: readonly HeapProfile[];
+  /** Why there is no heap profile, where there is none. */
+  readonly heapProfileSkipped?: string;
   readonly runs: readonly CapacityRun[];
 }
 

@@ -23,12 +23,15 @@ import { measureFanout } from './fanout';
 import { measureLatency, TRAVERSALS_PER_ROUND_TRIP } from './latency';
 import { measureRelayFloor } from './relay-floor';
 import { renderResultsMarkdown } from './report';
-import type { BenchResults, CapacityRun, FanoutResults, FailoverResults, LatencyResults, MemoryPerConnection, ToolTiming } from './results';
+import type { BenchResults, CapacityRun, FanoutResults, FailoverResults, HeapProfile, LatencyResults, MemoryPerConnection, ToolTiming } from './results';
 import { PATH_NAMES, startBenchEnvironment, type BenchEnvironment, type PathName } from './setup';
 import { processTree, startCpuMeter } from './procfs';
 import { CAPACITY_NGINX, FULL, QUICK, SEED_NGINX } from './plan';
 import { judgeTargets, LATENCY_ANCHORS } from './targets';
-import { timeMockTests, timeNginxBuild, timeRender } from './tooling';
+import { timeMockTests, timeNginxBuild, timeRender, type BuiltNginx } from './tooling';
+import { idleDeepstreamClients, profileNginxHeap } from './heap-profile';
+import { nginxPathsIn } from '../local/nginx-process';
+import type { NginxSpec } from '../nginx/spec';
 
 /** About the size of a deepstream RPC request on the wire. */
 const RELAY_FLOOR_MESSAGE_BYTES = 120;
@@ -136,11 +139,37 @@ async function main(): Promise<number> {
     }
   }
 
+  // Tooling first, on an otherwise idle machine: its wall times are not shared with the topology,
+  // and the nginx it builds (with symbols) is kept for the heap profile of the capacity phase.
+  let tooling: ToolTiming[] | undefined;
+  let builtNginx: BuiltNginx | null = null;
+  if (args.phases.has('tooling')) {
+    tooling = await phase('tooling', async () => {
+      const timings = [await timeRender()];
+      timings.push(
+        plan.tooling.mockTests
+          ? await timeMockTests()
+          : { name: 'mock test suite', command: 'npx jest test/components-', seconds: null, ok: true, note: 'skipped in --quick' },
+      );
+      if (plan.tooling.nginxBuild) {
+        const build = await timeNginxBuild({ keepInstall: args.phases.has('capacity') });
+        timings.push(build.timing);
+        builtNginx = build.built;
+      } else {
+        timings.push({ name: 'nginx build script', command: 'configure + make', seconds: null, ok: true, note: 'skipped in --quick' });
+      }
+      for (const timing of timings) if (!timing.ok) errors.push(`tooling: ${timing.name} failed: ${timing.note}`);
+      return timings;
+    });
+  }
+
   let latency: LatencyResults | undefined;
   let fanout: FanoutResults | undefined;
   let failover: FailoverResults | undefined;
   const capacityRuns: CapacityRun[] = [];
   let memoryPerConnection: MemoryPerConnection[] = [];
+  let heapProfiles: HeapProfile[] = [];
+  let heapProfileSkipped: string | undefined;
   const needsTopology = PHASES.some((name) => name !== 'tooling' && args.phases.has(name));
   if (needsTopology) {
     let env: BenchEnvironment | undefined;
@@ -331,6 +360,42 @@ async function main(): Promise<number> {
               log,
             }).finally(() => bare?.stop()),
           )) ?? [];
+        // Assigned inside the tooling phase callback, which TypeScript does not follow.
+        const built = builtNginx as BuiltNginx | null;
+        if (built === null) {
+          heapProfileSkipped = plan.tooling.nginxBuild && args.phases.has('tooling')
+            ? 'the nginx build of the tooling phase failed, so there was no nginx with symbols to profile'
+            : 'needs the nginx the tooling phase builds (not built in --quick or without the tooling phase)';
+        } else {
+          heapProfiles =
+            (await phase('heap profile', () => {
+              const base = environment.plainSpec('plain');
+              const tls = environment.tlsSpec().http?.tls ?? null;
+              const listener = async (name: PathName, withTls: boolean) => {
+                const dir = path.join(environment.topology.runFolder, `nginx-heap-${name}`);
+                const port = await pickFreePort();
+                const spec: NginxSpec = {
+                  ...base,
+                  http: { ...base.http!, listenPort: port, tls: withTls ? tls : null },
+                  paths: nginxPathsIn(dir),
+                  streamModule: { kind: 'static' },
+                };
+                const url = environment.paths[name].url.replace(/:\/\/([^/]+):\d+\//, `://$1:${port}/`);
+                return { name, description: `${environment.paths[name].description}, under valgrind massif`, dir, spec, url };
+              };
+              return Promise.all([listener('nginx-http', false), listener('nginx-https', true)]).then((listeners) =>
+                profileNginxHeap({
+                  nginxBinary: built.binary,
+                  nginxVersion: built.version,
+                  listeners,
+                  connections: plan.capacity.heapProfileConnections,
+                  settleMs: plan.capacity.memoryProbeSettleMs,
+                  clients: idleDeepstreamClients(capacityWorkers, environment.ca, 20),
+                  log,
+                }),
+              );
+            })) ?? [];
+        }
         const common = {
           holdSeconds: plan.capacity.holdSeconds,
           workers: capacityWorkers,
@@ -410,25 +475,7 @@ async function main(): Promise<number> {
       await env?.stop().catch(() => undefined);
     }
   }
-
-  let tooling: ToolTiming[] | undefined;
-  if (args.phases.has('tooling')) {
-    tooling = await phase('tooling', async () => {
-      const timings = [await timeRender()];
-      timings.push(
-        plan.tooling.mockTests
-          ? await timeMockTests()
-          : { name: 'mock test suite', command: 'npx jest test/components-', seconds: null, ok: true, note: 'skipped in --quick' },
-      );
-      timings.push(
-        plan.tooling.nginxBuild
-          ? await timeNginxBuild()
-          : { name: 'nginx build script', command: 'configure + make', seconds: null, ok: true, note: 'skipped in --quick' },
-      );
-      for (const timing of timings) if (!timing.ok) errors.push(`tooling: ${timing.name} failed: ${timing.note}`);
-      return timings;
-    });
-  }
+  (builtNginx as BuiltNginx | null)?.remove();
 
   const partial = {
     quick: args.quick,
@@ -444,6 +491,8 @@ async function main(): Promise<number> {
             holdSeconds: plan.capacity.holdSeconds,
             clientProcesses: plan.capacity.clientProcesses,
             memoryPerConnection,
+            ...(heapProfiles.length > 0 ? { heapProfiles } : {}),
+            ...(heapProfileSkipped !== undefined ? { heapProfileSkipped } : {}),
             runs: capacityRuns,
           },
         }

@@ -6,7 +6,8 @@
 import { waitingPercent, type CpuProfileSplit } from './cpu-profile';
 import { memoryProbeFailures } from './capacity';
 import { addedPerTraversalMicros, pathsOfProxy, TRAVERSALS_PER_ROUND_TRIP } from './latency';
-import type { BenchResults, CapacityRun, FailoverResults, LatencyResults, MemoryPerConnection, TargetVerdict } from './results';
+import type { BenchResults, CapacityRun, FailoverResults, HeapProfile, LatencyResults, MemoryPerConnection, TargetVerdict } from './results';
+import { describeHeapProfile, heapBreakdown } from './heap-profile';
 
 /** Hand-built anchors (p50 ratio to direct, two runs of one harness on this machine; issue 5). The
  * issue gives one TLS anchor per proxy; it is shown for both of its TLS modes. */
@@ -171,7 +172,25 @@ const HAPROXY_OF_CAPACITY: Readonly<Record<CapacityLabel, readonly [string, stri
   TLS: ['HAProxy https', 'haproxy-https'],
 };
 
-function memoryLimit(run: CapacityRun, memory: readonly MemoryPerConnection[], label: CapacityLabel): string {
+/** The heap profile of the listener a capacity run measures (none for stream mode). */
+const HEAP_PROFILE_OF_CAPACITY: Readonly<Record<CapacityLabel, string | null>> = { plain: 'nginx-http', stream: null, TLS: 'nginx-https' };
+
+/** What the heap profile says of a missed memory target: which part of a connection's memory no
+ * directive sizes, against what the target allows per connection. */
+function heapProfileLimit(profiles: readonly HeapProfile[], label: CapacityLabel, allowed: number): string {
+  const profile = profiles.find((entry) => entry.path === HEAP_PROFILE_OF_CAPACITY[label]);
+  if (!profile) return '';
+  const { nginxObjects, pools, libraries } = heapBreakdown(profile);
+  const fixed = Math.round(((nginxObjects + pools + libraries) / 1024) * 10) / 10;
+  return (
+    `. Heap profile of nginx ${profile.nginx} (${profile.connections} connections): ${describeHeapProfile(profile)}; ` +
+    `${fixed} KB of it is nginx's objects and pool space${libraries > 0 ? ' and OpenSSL\'s state' : ''}, which no buffer directive ` +
+    'shrinks (pool blocks below 1k measured no smaller: nginx/conf-defaults.ts), ' +
+    `${fixed > allowed ? 'above' : 'within'} the ${allowed} KB the target allows per connection`
+  );
+}
+
+function memoryLimit(run: CapacityRun, memory: readonly MemoryPerConnection[], label: CapacityLabel, profiles: readonly HeapProfile[]): string {
   const top = [...run.steps].reverse().find((step) => step.heldFully);
   if (!top) return '';
   const perConnection = Math.round(top.nginxRssPer1000Megabytes * 1.024 * 10) / 10;
@@ -201,7 +220,8 @@ function memoryLimit(run: CapacityRun, memory: readonly MemoryPerConnection[], l
     `${run.nginx.workerConnections} connection slots in each of ${run.nginx.workerProcesses} workers); the target allows ${allowed} KB at ` +
     `${top.target.toLocaleString('en-US')}` +
     (byMode ? `. KB per idle connection by mode (memory probe): ${byMode}` : '') +
-    layerCost(kb, label, allowed)
+    layerCost(kb, label, allowed) +
+    heapProfileLimit(profiles, label, allowed)
   );
 }
 
@@ -225,7 +245,12 @@ function layerCost(kb: (path: string) => number | undefined, label: CapacityLabe
   return `. ${layer.name[0]!.toUpperCase()}${layer.name.slice(1)} costs ${nginx} KB per connection in nginx and ${haproxy} KB in HAProxy${verdict}`;
 }
 
-function capacityVerdicts(run: CapacityRun | undefined, memory: readonly MemoryPerConnection[], label: CapacityLabel): TargetVerdict[] {
+function capacityVerdicts(
+  run: CapacityRun | undefined,
+  memory: readonly MemoryPerConnection[],
+  label: CapacityLabel,
+  profiles: readonly HeapProfile[],
+): TargetVerdict[] {
   if (!run) return [];
   const top = [...run.steps].reverse().find((step) => step.heldFully);
   const failedStep = run.steps.find((step) => !step.heldFully);
@@ -247,7 +272,7 @@ function capacityVerdicts(run: CapacityRun | undefined, memory: readonly MemoryP
       measured: `${top.nginxTotalRssPer1000Megabytes} MB total (${top.nginxRssPer1000Megabytes} MB above idle) at ${top.target.toLocaleString('en-US')}`,
       met,
       note: byHowMuch(top.nginxTotalRssPer1000Megabytes, TARGETS.nginxMegabytesPer1000, true),
-      limit: met ? '' : memoryLimit(run, memory, label),
+      limit: met ? '' : memoryLimit(run, memory, label, profiles),
     });
   }
   return verdicts;
@@ -338,9 +363,10 @@ function judgeFigures(results: Omit<BenchResults, 'targets'>): TargetVerdict[] {
   }
   const runs = results.capacity?.runs ?? [];
   const memory = results.capacity?.memoryPerConnection ?? [];
-  verdicts.push(...capacityVerdicts(runs.find((run) => run.name === 'plain'), memory, 'plain'));
-  verdicts.push(...capacityVerdicts(runs.find((run) => run.name === 'stream'), memory, 'stream'));
-  verdicts.push(...capacityVerdicts(runs.find((run) => run.name === 'tls'), memory, 'TLS'));
+  const profiles = results.capacity?.heapProfiles ?? [];
+  verdicts.push(...capacityVerdicts(runs.find((run) => run.name === 'plain'), memory, 'plain', profiles));
+  verdicts.push(...capacityVerdicts(runs.find((run) => run.name === 'stream'), memory, 'stream', profiles));
+  verdicts.push(...capacityVerdicts(runs.find((run) => run.name === 'tls'), memory, 'TLS', profiles));
   const fanoutDirect = results.fanout?.paths.find((path) => path.name === 'direct');
   const fanoutHaproxy = results.fanout?.paths.find((path) => path.name.startsWith('haproxy'));
   for (const path of results.fanout?.paths ?? []) {

@@ -74,12 +74,32 @@ function stepSeconds(log: string, from: string, to: string): number | null {
   return start !== null && end !== null ? (end - start) / 1000 : null;
 }
 
-export async function timeNginxBuild(): Promise<ToolTiming> {
+/** The nginx the build script installed, kept for the heap profile (it has symbols: nginx compiles
+ * with -g and the script does not strip). */
+export interface BuiltNginx {
+  readonly binary: string;
+  readonly version: string;
+  remove(): void;
+}
+
+export interface NginxBuildTiming {
+  readonly timing: ToolTiming;
+  /** Null when the build failed or the install was not kept. */
+  readonly built: BuiltNginx | null;
+}
+
+export async function timeNginxBuild(options: { readonly keepInstall?: boolean } = {}): Promise<NginxBuildTiming> {
   const display = 'bash <renderNginxBuildScript, system steps off> (download from loopback, verify, configure, make, install)';
   if (!fs.existsSync(NGINX_SOURCE)) {
-    return { name: 'nginx build script', command: display, seconds: null, ok: false, note: `missing ${NGINX_SOURCE} (test/fixtures/fetch-nginx-source.sh)` };
+    return {
+      timing: { name: 'nginx build script', command: display, seconds: null, ok: false, note: `missing ${NGINX_SOURCE} (test/fixtures/fetch-nginx-source.sh)` },
+      built: null,
+    };
   }
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-nginx-build-'));
+  const installRoot = options.keepInstall ? fs.mkdtempSync(path.join(os.tmpdir(), 'bench-nginx-install-')) : root;
+  const prefix = path.join(installRoot, 'prefix');
+  let kept = false;
   let server: http.Server | undefined;
   const gnupgHome = path.join(root, 'gnupg');
   try {
@@ -119,7 +139,7 @@ export async function timeNginxBuild(): Promise<ToolTiming> {
         downloadBaseUrl: baseUrl,
         pgpKeyUrls: [`${baseUrl}/key.asc`],
         pgpFingerprints: [fingerprint],
-        paths: nginxPathsUnderPrefix(path.join(root, 'prefix')),
+        paths: nginxPathsUnderPrefix(prefix),
         user: 'nobody',
         group: 'nogroup',
         workDir: path.join(root, 'work'),
@@ -132,12 +152,20 @@ export async function timeNginxBuild(): Promise<ToolTiming> {
     const configure = stepSeconds(log, 'configuring:', 'compiling with');
     const make = stepSeconds(log, 'compiling with', 'installing into');
     const split = configure !== null && make !== null ? `configure ${configure} s, make ${make} s (log timestamps, 1 s resolution)` : '';
-    return { ...timing, note: [timing.note, split].filter(Boolean).join('; ') };
+    const binary = nginxPathsUnderPrefix(prefix).sbinPath;
+    kept = Boolean(options.keepInstall) && timing.ok && fs.existsSync(binary);
+    return {
+      timing: { ...timing, note: [timing.note, split].filter(Boolean).join('; ') },
+      built: kept
+        ? { binary, version: `${NGINX_SOURCE_VERSION}, built by the build script`, remove: () => fs.rmSync(installRoot, { recursive: true, force: true }) }
+        : null,
+    };
   } catch (error) {
-    return { name: 'nginx build script', command: display, seconds: null, ok: false, note: (error as Error).message };
+    return { timing: { name: 'nginx build script', command: display, seconds: null, ok: false, note: (error as Error).message }, built: null };
   } finally {
     await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
     spawnSync('gpgconf', ['--homedir', gnupgHome, '--kill', 'all']);
     fs.rmSync(root, { recursive: true, force: true });
+    if (!kept && installRoot !== root) fs.rmSync(installRoot, { recursive: true, force: true });
   }
 }

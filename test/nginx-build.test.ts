@@ -33,6 +33,10 @@ import { nginxCapacity, renderNginxConf } from '../nginx/conf';
 import { centrifugoProfile } from '../servers/centrifugo';
 import { deepstreamProfile } from '../servers/deepstream';
 import { checkNginxConf, freePort, freePorts, makeNginxPrefix, parseNginxConf, type NginxTestPrefix } from './helpers/nginx';
+import WebSocket, { WebSocketServer } from 'ws';
+import { profileNginxHeap, type IdleClients } from '../bench/heap-profile';
+import { nginxPathsIn } from '../local/nginx-process';
+import type { NginxSpec } from '../nginx/spec';
 
 const SOURCE_TARBALL = path.resolve(__dirname, '../.cache/nginx-src/nginx_1.22.1.orig.tar.gz');
 const SOURCE_SHA256 = '9ebb333a9e82b952acd3e2b4aeb1d4ff6406f72491bab6cd9fe69f0dea737f31';
@@ -449,6 +453,72 @@ describe('real build from a signed tarball on a loopback server', () => {
     expect(dynamic.output).toContain('unknown directive "stream"');
     expect(dynamic.ok).toBe(false);
   });
+
+  it('a heap profile of the built nginx (valgrind massif) attributes each idle WebSocket\'s allocations to their sites and directives', async () => {
+    const [listenPort, upstreamPort] = await freePorts(2);
+    const upstream = new WebSocketServer({ host: '127.0.0.1', port: upstreamPort });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'realtime-edge-heap-'));
+    fs.chmodSync(dir, 0o755);
+    const sockets: WebSocket[] = [];
+    const clients: IdleClients = {
+      open: async (url, count) => {
+        const results = await Promise.all(
+          Array.from({ length: count }, () => {
+            const socket = new WebSocket(url);
+            sockets.push(socket);
+            return new Promise<string | null>((resolve) => {
+              socket.once('open', () => resolve(null));
+              socket.once('error', (error) => resolve(error.message));
+            });
+          }),
+        );
+        const errors = results.filter((result): result is string => result !== null);
+        return { opened: count - errors.length, failed: errors.length, ...(errors[0] ? { firstError: errors[0] } : {}) };
+      },
+      closeAll: async () => {
+        for (const socket of sockets.splice(0)) socket.terminate();
+      },
+    };
+    try {
+      const spec: NginxSpec = {
+        http: {
+          listenPort,
+          tls: null,
+          redirectHttpPort: null,
+          backends: [{ profile: deepstreamProfile, servers: [{ host: '127.0.0.1', port: upstreamPort }], balance: { strategy: 'least-conn' } }],
+        },
+        statusPort: null,
+        workerProcesses: 1,
+        streamModule: { kind: 'static' },
+        paths: nginxPathsIn(dir),
+      };
+      const [profile] = await profileNginxHeap({
+        nginxBinary: nginxBinary(),
+        nginxVersion: VERSION,
+        listeners: [{ name: 'http', description: 'rendered http mode', dir, spec, url: `ws://127.0.0.1:${listenPort}/deepstream` }],
+        connections: 40,
+        settleMs: 300,
+        clients,
+        log: () => undefined,
+      });
+      expect(profile!.connections).toBe(40);
+      const bytesSizedBy = (directive: string): number =>
+        profile!.sites.filter((site) => site.directive === directive).reduce((total, site) => total + site.bytes, 0);
+      // One relay buffer per direction of the upgraded connection, and the request header buffer:
+      // exactly the rendered sizes, which the profile must find without knowing them.
+      expect(bytesSizedBy('proxy_buffer_size')).toBe(2 * 1024);
+      expect(bytesSizedBy('client_header_buffer_size')).toBe(1024);
+      expect(profile!.sites.map((site) => site.site)).toEqual(expect.arrayContaining([expect.stringMatching(/^ngx_http_alloc_request \(ngx_http_request\.c:\d+\)$/)]));
+      // The sites account for the heap growth: none is counted twice, little is lost below the threshold.
+      const attributed = profile!.sites.reduce((total, site) => total + site.bytes, 0);
+      expect(attributed).toBeGreaterThan(0.95 * profile!.heapBytesPerConnection);
+      expect(attributed).toBeLessThan(1.02 * profile!.heapBytesPerConnection + 64);
+    } finally {
+      await clients.closeAll();
+      await new Promise<void>((resolve) => upstream.close(() => resolve()));
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it('a second run with the same version and flags is a no-op: no download, binary untouched', async () => {
     const before = fs.statSync(nginxBinary()).mtimeMs;
