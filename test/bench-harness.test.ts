@@ -409,7 +409,7 @@ describe('target verdicts', () => {
     const markdown = renderResultsMarkdown({ ...baseResults, targets: [] });
     expect(markdown).not.toContain('±0.1');
     expect(markdown).toContain('compare paths within a run');
-    expect(markdown).toContain('nginx-stream 1.56–2.71');
+    expect(markdown).toContain('nginx-stream 1.33–2.71');
   });
 
   it('RESULTS.md states machine, versions and command, and has a row per target and per latency path', () => {
