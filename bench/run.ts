@@ -31,6 +31,7 @@ import { judgeTargets, LATENCY_ANCHORS } from './targets';
 import { timeMockTests, timeNginxBuild, timeRender, type BuiltNginx } from './tooling';
 import { idleDeepstreamClients, profileNginxHeap } from './heap-profile';
 import { nginxPathsIn } from '../local/nginx-process';
+import { findExecutable } from '../local/system';
 import type { NginxSpec } from '../nginx/spec';
 
 /** About the size of a deepstream RPC request on the wire. */
@@ -362,10 +363,13 @@ async function main(): Promise<number> {
           )) ?? [];
         // Assigned inside the tooling phase callback, which TypeScript does not follow.
         const built = builtNginx as BuiltNginx | null;
+        const missingTool = ['valgrind', 'vgdb'].find((tool) => findExecutable(tool) === undefined);
         if (built === null) {
           heapProfileSkipped = plan.tooling.nginxBuild && args.phases.has('tooling')
             ? 'the nginx build of the tooling phase failed, so there was no nginx with symbols to profile'
             : 'needs the nginx the tooling phase builds (not built in --quick or without the tooling phase)';
+        } else if (missingTool !== undefined) {
+          heapProfileSkipped = `\`${missingTool}\` is not installed (Debian: apt-get install valgrind)`;
         } else {
           heapProfiles =
             (await phase('heap profile', () => {
