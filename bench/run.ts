@@ -314,7 +314,7 @@ async function main(): Promise<number> {
         // workers; HAProxy, which keeps freed memory in its own pools, is restarted.
         const nginxTls = { pids: () => processTree(environment.nginxTls.masterPid), fresh: () => environment.nginxTls.reload(environment.nginxTls.spec) };
         const nginxPlain = { pids: () => processTree(environment.nginxPlain.masterPid), fresh: () => environment.nginxPlain.reload(environment.nginxPlain.spec) };
-        const haproxy = { pids: () => [environment.haproxyPid()], fresh: () => environment.restartHaproxy() };
+        const haproxy = (name: PathName) => ({ pids: () => [environment.haproxyPid(name)], fresh: () => environment.restartHaproxy(name) });
         // nginx's own defaults behind the same clients: what http mode costs before any tuning.
         const bareDir = path.join(environment.topology.runFolder, 'nginx-http-bare');
         const barePort = await pickFreePort();
@@ -344,10 +344,10 @@ async function main(): Promise<number> {
           probe('nginx-https', nginxTls),
           probe('nginx-stream', nginxTls),
           probe('nginx-stream-tls', nginxTls),
-          probe('haproxy-http', haproxy),
-          probe('haproxy-https', haproxy),
-          probe('haproxy-tcp', haproxy),
-          probe('haproxy-tcp-tls', haproxy),
+          probe('haproxy-http', haproxy('haproxy-http')),
+          probe('haproxy-https', haproxy('haproxy-https')),
+          probe('haproxy-tcp', haproxy('haproxy-tcp')),
+          probe('haproxy-tcp-tls', haproxy('haproxy-tcp-tls')),
         ];
         memoryPerConnection =
           (await phase('memory per connection', () =>

@@ -41,10 +41,10 @@ export interface BenchEnvironment {
   readonly nginxPlain: NginxHandle;
   /** Plain http listener with worker_processes auto, one per core. */
   readonly nginxPerCore: NginxHandle;
-  /** HAProxy's pid (it changes with `restartHaproxy`). */
-  haproxyPid(): number;
+  /** The pid of the HAProxy that relays `path` (it changes with `restartHaproxy`). */
+  haproxyPid(path: PathName): number;
   /** A fresh HAProxy process with the same configuration (its memory pools start empty). */
-  restartHaproxy(): Promise<void>;
+  restartHaproxy(path: PathName): Promise<void>;
   /** Every latency path by name. */
   readonly paths: Readonly<Record<PathName, BenchPath>>;
   /** Direct URL of each node. */
@@ -70,6 +70,7 @@ export const PATH_NAMES = [
   'nginx-https',
   'nginx-stream',
   'nginx-stream-twin',
+  'nginx-stream-alone',
   'nginx-stream-tls',
   'haproxy-http',
   'haproxy-https',
@@ -83,7 +84,9 @@ export const PROXY_COMPONENT_PREFIXES = ['nginx', 'haproxy'] as const;
 const NGINX_TLS = 'nginx (TLS: https, stream)';
 const NGINX_PLAIN = 'nginx (plain http)';
 const NGINX_PER_CORE = 'nginx (plain http, a worker per core)';
+const NGINX_ALONE = 'nginx (plain stream, no other path)';
 const HAPROXY = 'haproxy';
+const HAPROXY_ALONE = 'haproxy (plain http, no other path)';
 
 /** Connection limit of the comparison HAProxy: latency needs a handful, nothing here needs more. */
 const HAPROXY_MAX_CONNECTIONS = 4096;
@@ -138,7 +141,26 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
     cleanups.push(() => nginxPlain.stop());
     const nginxPerCore = await startNginx({ dir: plainDirs['per-core'], spec: plainSpec('per-core') });
     cleanups.push(() => nginxPerCore.stop());
-    log(`nginx plain http on ${plainPorts.plain}, per-core plain http on ${plainPorts['per-core']}, plain stream on ${plainStreamPort} and ${twinStreamPort} (twin)`);
+    // The plain stream listener once more, in an nginx that relays no other path: an A/B control for
+    // what it costs a path to be relayed by a process that the other interleaved paths leave idle.
+    const aloneDir = path.join(topology.runFolder, 'nginx-alone');
+    const aloneStreamPort = await pickFreePort();
+    fs.mkdirSync(aloneDir, { recursive: true, mode: 0o755 });
+    const { http: _http, ...streamOnly } = topology.nginxSpec();
+    const nginxAlone = await startNginx({
+      dir: aloneDir,
+      spec: {
+        ...streamOnly,
+        stream: { listeners: [{ listenPort: aloneStreamPort, tls: null, backend: topology.deepstreamMount() }] },
+        statusPort: null,
+        paths: nginxPathsIn(aloneDir),
+      },
+    });
+    cleanups.push(() => nginxAlone.stop());
+    log(
+      `nginx plain http on ${plainPorts.plain}, per-core plain http on ${plainPorts['per-core']}, plain stream on ${plainStreamPort} and ` +
+        `${twinStreamPort} (twin), and alone on ${aloneStreamPort}`,
+    );
 
     const haproxyPorts: HaproxyPorts = {
       http: await pickFreePort(),
@@ -146,15 +168,27 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
       tcp: await pickFreePort(),
       tcpTls: await pickFreePort(),
     };
-    let haproxy = await startHaproxy(topology, haproxyPorts);
-    cleanups.push(async () => {
-      await haproxy.process.stop({ signal: 'SIGTERM', graceMs: 3000 });
-    });
-    const restartHaproxy = async (): Promise<void> => {
-      await haproxy.process.stop({ signal: 'SIGTERM', graceMs: 3000 });
-      haproxy = await startHaproxy(topology, haproxyPorts);
+    // HAProxy's processes mirror nginx's: plain http in one that relays no other path, as nginx-http
+    // is, the other three in one, as nginx's TLS and stream paths are. How many interleaved paths a
+    // process relays changes its latency on these shared cores (nginx-stream-alone measures it).
+    const haproxyListeners: Record<typeof HAPROXY | typeof HAPROXY_ALONE, HaproxyListeners> = {
+      [HAPROXY]: { name: 'haproxy', http: [{ port: haproxyPorts.https, tls: true }], tcp: [{ port: haproxyPorts.tcp, tls: false }, { port: haproxyPorts.tcpTls, tls: true }] },
+      [HAPROXY_ALONE]: { name: 'haproxy-alone', http: [{ port: haproxyPorts.http, tls: false }], tcp: [] },
     };
-    log(`haproxy on http ${haproxy.ports.http}, https ${haproxy.ports.https}, tcp ${haproxy.ports.tcp}, tcp+tls ${haproxy.ports.tcpTls}`);
+    const haproxies = {
+      [HAPROXY]: await startHaproxy(topology, haproxyListeners[HAPROXY]),
+      [HAPROXY_ALONE]: await startHaproxy(topology, haproxyListeners[HAPROXY_ALONE]),
+    };
+    cleanups.push(async () => {
+      for (const haproxy of Object.values(haproxies)) await haproxy.stop({ signal: 'SIGTERM', graceMs: 3000 });
+    });
+    const haproxyOf = (pathName: PathName): typeof HAPROXY | typeof HAPROXY_ALONE => (pathName === 'haproxy-http' ? HAPROXY_ALONE : HAPROXY);
+    const restartHaproxy = async (pathName: PathName): Promise<void> => {
+      const which = haproxyOf(pathName);
+      await haproxies[which].stop({ signal: 'SIGTERM', graceMs: 3000 });
+      haproxies[which] = await startHaproxy(topology, haproxyListeners[which]);
+    };
+    log(`haproxy on https ${haproxyPorts.https}, tcp ${haproxyPorts.tcp}, tcp+tls ${haproxyPorts.tcpTls}; another on http ${haproxyPorts.http}`);
 
     // The local topology's worker count: one per core the nodes leave free (colocatedWorkerProcesses).
     const workers = topology.nginxSpec().workerProcesses;
@@ -184,11 +218,20 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
         description: 'nginx-stream again: the same nginx and config on another port (A/A control)',
         url: url('ws', twinStreamPort),
       },
+      'nginx-stream-alone': {
+        name: 'nginx-stream-alone',
+        description: 'nginx-stream again, in an nginx that relays no other path (A/B control for the process a path shares)',
+        url: url('ws', aloneStreamPort),
+      },
       'nginx-stream-tls': { name: 'nginx-stream-tls', description: `nginx stream mode + TLS${colocated}`, url: topology.urlOf('stream') },
-      'haproxy-http': { name: 'haproxy-http', description: 'HAProxy http mode, plain', url: url('ws', haproxy.ports.http) },
-      'haproxy-https': { name: 'haproxy-https', description: 'HAProxy http mode + TLS', url: url('wss', haproxy.ports.https) },
-      'haproxy-tcp': { name: 'haproxy-tcp', description: 'HAProxy tcp mode, plain', url: url('ws', haproxy.ports.tcp) },
-      'haproxy-tcp-tls': { name: 'haproxy-tcp-tls', description: 'HAProxy tcp mode + TLS', url: url('wss', haproxy.ports.tcpTls) },
+      'haproxy-http': {
+        name: 'haproxy-http',
+        description: 'HAProxy http mode, plain, in a HAProxy that relays no other path (as nginx-http)',
+        url: url('ws', haproxyPorts.http),
+      },
+      'haproxy-https': { name: 'haproxy-https', description: 'HAProxy http mode + TLS', url: url('wss', haproxyPorts.https) },
+      'haproxy-tcp': { name: 'haproxy-tcp', description: 'HAProxy tcp mode, plain', url: url('ws', haproxyPorts.tcp) },
+      'haproxy-tcp-tls': { name: 'haproxy-tcp-tls', description: 'HAProxy tcp mode + TLS', url: url('wss', haproxyPorts.tcpTls) },
     };
 
     const redisDir = path.join(topology.runFolder, 'redis');
@@ -196,13 +239,17 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
       [NGINX_TLS]: ['nginx-https', 'nginx-stream', 'nginx-stream-twin', 'nginx-stream-tls'],
       [NGINX_PLAIN]: ['nginx-http'],
       [NGINX_PER_CORE]: ['nginx-http-per-core'],
-      [HAPROXY]: ['haproxy-http', 'haproxy-https', 'haproxy-tcp', 'haproxy-tcp-tls'],
+      [NGINX_ALONE]: ['nginx-stream-alone'],
+      [HAPROXY]: ['haproxy-https', 'haproxy-tcp', 'haproxy-tcp-tls'],
+      [HAPROXY_ALONE]: ['haproxy-http'],
     };
     const components: Record<string, () => readonly number[]> = {
       [NGINX_TLS]: () => processTree(topology.nginx.masterPid),
       [NGINX_PLAIN]: () => processTree(nginxPlain.masterPid),
       [NGINX_PER_CORE]: () => processTree(nginxPerCore.masterPid),
-      [HAPROXY]: () => processTree(haproxy.process.pid),
+      [NGINX_ALONE]: () => processTree(nginxAlone.masterPid),
+      [HAPROXY]: () => processTree(haproxies[HAPROXY].pid),
+      [HAPROXY_ALONE]: () => processTree(haproxies[HAPROXY_ALONE].pid),
       redis: () => pidsWorkingIn(redisDir, 'redis-server'),
       ...Object.fromEntries(topology.nodes.map((node) => [node.name, () => (node.pid !== undefined && node.isRunning() ? [node.pid] : [])])),
     };
@@ -211,7 +258,7 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
       const component = Object.keys(proxyPaths).find((name) => proxyPaths[name]!.includes(pathName));
       if (component === undefined) throw new Error(`${pathName} goes through no proxy`);
       const tree = components[component]!();
-      return component === HAPROXY ? tree : tree.slice(1);
+      return component === HAPROXY || component === HAPROXY_ALONE ? tree : tree.slice(1);
     };
 
     return {
@@ -220,7 +267,7 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
       nginxTls: topology.nginx,
       nginxPlain,
       nginxPerCore,
-      haproxyPid: () => haproxy.process.pid,
+      haproxyPid: (pathName) => haproxies[haproxyOf(pathName)].pid,
       restartHaproxy,
       paths,
       nodeUrls,
@@ -244,8 +291,15 @@ interface HaproxyPorts {
   readonly tcpTls: number;
 }
 
-async function startHaproxy(topology: Topology, ports: HaproxyPorts): Promise<{ process: ManagedProcess; ports: HaproxyPorts }> {
-  const dir = path.join(topology.runFolder, 'haproxy');
+interface HaproxyListeners {
+  /** Folder name under the run folder. */
+  readonly name: string;
+  readonly http: ReadonlyArray<{ readonly port: number; readonly tls: boolean }>;
+  readonly tcp: ReadonlyArray<{ readonly port: number; readonly tls: boolean }>;
+}
+
+async function startHaproxy(topology: Topology, listeners: HaproxyListeners): Promise<ManagedProcess> {
+  const dir = path.join(topology.runFolder, listeners.name);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   // HAProxy reads certificate and key from one file.
   const spec = topology.nginxSpec();
@@ -258,14 +312,8 @@ async function startHaproxy(topology: Topology, ports: HaproxyPorts): Promise<{ 
     configPath,
     renderHaproxyConfig({
       listenAddress: LOOPBACK,
-      http: [
-        { port: ports.http, tls: false },
-        { port: ports.https, tls: true },
-      ],
-      tcp: [
-        { port: ports.tcp, tls: false },
-        { port: ports.tcpTls, tls: true },
-      ],
+      http: listeners.http,
+      tcp: listeners.tcp,
       servers: topology.ports.nodes.map((port) => ({ host: LOOPBACK, port })),
       certificatePemPath: pemPath,
       connectSeconds: spec.timeouts?.connectSeconds ?? NGINX_DEFAULTS.connectSeconds,
@@ -273,6 +321,5 @@ async function startHaproxy(topology: Topology, ports: HaproxyPorts): Promise<{ 
       maxConnections: HAPROXY_MAX_CONNECTIONS,
     }),
   );
-  const proc = await startHaproxyProcess({ dir, configPath, ports: Object.values(ports) });
-  return { process: proc, ports };
+  return startHaproxyProcess({ dir, configPath, ports: [...listeners.http, ...listeners.tcp].map((listener) => listener.port) });
 }

@@ -134,7 +134,29 @@ function latencyLimit(latency: LatencyResults, name: string, target: number): st
     cpuSplitText(latency.proxyCpuSplits?.[name]) +
     `the target allows ${budgetMicros} µs per traversal against a direct round trip of ${Math.round(direct.p50Ms * 1000)} µs` +
     acrossNodesText(latency, name) +
-    relayFloorText(latency)
+    relayFloorText(latency) +
+    processShareText(latency)
+  );
+}
+
+/** The A/B control of the process a path shares: one plain stream listener on the nginx that relays
+ * the other nginx stream and TLS paths, and the same listener in an nginx of its own. */
+const SHARED_AND_ALONE = ['nginx-stream', 'nginx-stream-alone'] as const;
+
+/** Per traversal, how much slower the listener is in an nginx that relays no other path than in the
+ * shared one; undefined without the control. */
+export function aloneExtraMicros(paths: readonly { readonly name: string; readonly p50Ms: number }[]): number | undefined {
+  const [shared, alone] = SHARED_AND_ALONE.map((name) => paths.find((path) => path.name === name));
+  return shared && alone ? Math.round(((alone.p50Ms - shared.p50Ms) * 1000) / TRAVERSALS_PER_ROUND_TRIP) : undefined;
+}
+
+function processShareText(latency: LatencyResults): string {
+  const extra = aloneExtraMicros(latency.paths);
+  if (extra === undefined) return '';
+  return (
+    `; the same plain stream listener in an nginx that relays no other path (${SHARED_AND_ALONE[1]}) adds ${extra} µs per traversal more ` +
+    `than in the nginx that also relays the TLS paths (${SHARED_AND_ALONE[0]}): on these shared cores a proxy process the other ` +
+    'interleaved paths leave idle is slower to relay, whatever its configuration'
   );
 }
 
@@ -304,6 +326,21 @@ function failoverLimit(failover: FailoverResults): string {
     .join('. ');
 }
 
+/** Which process relays each side of an nginx-vs-HAProxy comparison, where the two differ in how many
+ * paths their process relays, with what the A/B control measured that to cost. */
+function processLayoutText(latency: LatencyResults | undefined, nginxName: string, haproxyName: string): string {
+  const components = latency?.proxyComponentOfPath ?? {};
+  const relays = (name: string): readonly string[] | undefined =>
+    components[name] === undefined ? undefined : Object.keys(components).filter((path) => components[path] === components[name]);
+  const [nginx, haproxy] = [relays(nginxName), relays(haproxyName)];
+  if (!latency || !nginx || !haproxy || nginx.length === haproxy.length) return '';
+  const extra = aloneExtraMicros(latency.paths);
+  return (
+    `; ${nginxName}'s nginx relays ${nginx.length === 1 ? 'no other path' : `${nginx.length} paths`}, ${haproxyName}'s HAProxy ${haproxy.length}` +
+    (extra === undefined ? '' : ` (the A/B control: one listener alone in its nginx was ${extra} µs per traversal slower than shared)`)
+  );
+}
+
 export function judgeTargets(results: Omit<BenchResults, 'targets'>): TargetVerdict[] {
   const verdicts = judgeFigures(results);
   // A smoke run's counts are too small for its figures to mean anything against a target.
@@ -357,6 +394,7 @@ function judgeFigures(results: Omit<BenchResults, 'targets'>): TargetVerdict[] {
         `${differenceMicros} µs apart; the p50 of even and odd rounds of one path differs by up to ${noiseMicros} µs in this run` +
         (twinMicros === undefined ? '' : `, and two identical nginx stream listeners (${TWIN_PATHS.join(' and ')}) by ${twinMicros} µs`) +
         `, so the order is ${differenceMicros <= Math.max(noiseMicros, twinMicros ?? 0) ? 'within noise' : 'beyond that noise'}` +
+        processLayoutText(latency, nginxName, haproxyName) +
         syscallComparison(latency, nginxName, haproxyName) +
         cpuSplitComparison(latency, nginxName, haproxyName, !met),
     });

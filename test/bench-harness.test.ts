@@ -343,6 +343,37 @@ describe('target verdicts', () => {
     expect(withTwin(0.49).limit).toContain('by 10 µs, so the order is beyond that noise');
   });
 
+  it('says when the two sides of a comparison run in processes that relay different numbers of paths, with the A/B control', () => {
+    const latency = {
+      ...baseResults.latency!,
+      paths: [...baseResults.latency!.paths, latencyPath('nginx-stream-alone', 0.54)],
+      proxyComponentOfPath: {
+        'nginx-http': 'nginx (plain http)',
+        'nginx-stream': 'nginx (TLS: https, stream)',
+        'nginx-https': 'nginx (TLS: https, stream)',
+        'nginx-stream-alone': 'nginx (plain stream, no other path)',
+        'haproxy-http': 'haproxy',
+        'haproxy-tcp': 'haproxy',
+        'haproxy-https': 'haproxy',
+      },
+    };
+    const verdicts = judgeTargets({ ...baseResults, latency });
+    // nginx-stream 0.5 ms shared, 0.54 ms alone: 40 µs per round trip, 10 µs per traversal.
+    expect(verdicts.find((entry) => entry.target.startsWith('nginx-http no slower'))!.limit).toContain(
+      "; nginx-http's nginx relays no other path, haproxy-http's HAProxy 3 (the A/B control: one listener alone in its nginx was 10 µs per traversal slower than shared)",
+    );
+    // Two paths against three still differ; equal counts say nothing.
+    expect(verdicts.find((entry) => entry.target.startsWith('nginx-stream no slower'))!.limit).toContain("nginx-stream's nginx relays 2 paths, haproxy-tcp's HAProxy 3");
+    const even = judgeTargets({
+      ...baseResults,
+      latency: { ...latency, proxyComponentOfPath: { ...latency.proxyComponentOfPath, 'haproxy-https': 'haproxy (TLS)' } },
+    });
+    expect(even.find((entry) => entry.target.startsWith('nginx-stream no slower'))!.limit).not.toContain('relays');
+    expect(verdicts.find((entry) => entry.target.startsWith('RPC p50 ratio to direct ≤ 1.2 via stream'))!.limit).toContain(
+      'the same plain stream listener in an nginx that relays no other path (nginx-stream-alone) adds 10 µs per traversal more',
+    );
+  });
+
   it('judges capacity, memory per 1,000 connections and failover', () => {
     expect(verdict('20,000 connections held through one nginx (plain)')).toMatchObject({ met: true });
     expect(verdict('20,000 connections held through one nginx (TLS)')).toMatchObject({ met: false, note: 'missed by 5,000 connections' });
