@@ -31,16 +31,16 @@ export function formatCount(value: number): string {
 }
 
 /**
- * How far ratios moved between runs: read from the 13 distinct full runs in the git history of
- * bench/results.json up to the one dated 2026-12-04T20:06Z (each commit's latency.paths[].ratioP50
+ * How far ratios moved between runs: read from the 14 distinct full runs in the git history of
+ * bench/results.json up to the one dated 2026-12-04T20:33Z (each commit's latency.paths[].ratioP50
  * of nginx-http, nginx-https and nginx-stream), not from this run. A fixed statement about those runs: later runs
  * do not update it.
  */
 const ACROSS_RUNS =
-  'How far they move: over the 13 full runs committed up to 2026-12-04T20:06Z (read from the git history of ' +
-  'bench/results.json; the harness also changed between some of them, and the last ran on a newer kernel build, ' +
+  'How far they move: over the 14 full runs committed up to 2026-12-04T20:33Z (read from the git history of ' +
+  'bench/results.json; the harness also changed between some of them, and the last two ran on a newer kernel build, ' +
   '6.18.44-fc-v1252 against fc-v782), ' +
-  'the p50 ratio to direct of one path spanned up to 1.67 (nginx-https 1.63–3.30, nginx-stream 1.33–2.71, nginx-http 1.56–2.20).';
+  'the p50 ratio to direct of one path spanned up to 1.67 (nginx-https 1.63–3.30, nginx-stream 1.33–2.71, nginx-http 1.52–2.20).';
 
 function verdictCell(met: boolean | null): string {
   if (met === null) return 'n/a';

@@ -2,10 +2,13 @@
  * Everything the benchmark measures through, started once so every figure of a section comes from
  * the same processes in the same run:
  * - the local topology (Redis, two deepstream nodes, nginx with its TLS http and TLS stream
- *   listeners), plus a plain stream listener added to that nginx through the spec;
+ *   listeners), plus a plain stream listener and its twin added to that nginx through the spec;
  * - a second nginx with a plain http listener and a third with a worker per core (the worker-count lever),
  *   both rendered from the topology's own spec with only the listener and worker settings changed;
- * - HAProxy with the equivalent configuration (bench/haproxy.ts).
+ * - a fourth nginx with only the plain stream listener: the same listener as on the topology nginx, in
+ *   a process that relays no other path (how many interleaved paths a process relays moves its latency);
+ * - HAProxy with the equivalent configuration (bench/haproxy.ts), in two processes laid out like
+ *   nginx's: plain http alone, the TLS and tcp listeners together.
  * Variants are renderer input; rendered text is never edited.
  */
 import * as fs from 'node:fs';

@@ -143,20 +143,21 @@ function latencyLimit(latency: LatencyResults, name: string, target: number): st
  * the other nginx stream and TLS paths, and the same listener in an nginx of its own. */
 const SHARED_AND_ALONE = ['nginx-stream', 'nginx-stream-alone'] as const;
 
-/** Per traversal, how much slower the listener is in an nginx that relays no other path than in the
- * shared one; undefined without the control. */
+/** Per traversal, how much later the listener relays in an nginx that relays no other path than in
+ * the shared one (negative: sooner); undefined without the control. */
 export function aloneExtraMicros(paths: readonly { readonly name: string; readonly p50Ms: number }[]): number | undefined {
   const [shared, alone] = SHARED_AND_ALONE.map((name) => paths.find((path) => path.name === name));
   return shared && alone ? Math.round(((alone.p50Ms - shared.p50Ms) * 1000) / TRAVERSALS_PER_ROUND_TRIP) : undefined;
 }
 
 function processShareText(latency: LatencyResults): string {
-  const extra = aloneExtraMicros(latency.paths);
-  if (extra === undefined) return '';
+  const direct = latency.paths.find((path) => path.name === 'direct');
+  const [shared, alone] = SHARED_AND_ALONE.map((name) => latency.paths.find((path) => path.name === name));
+  if (!direct || !shared || !alone) return '';
   return (
-    `; the same plain stream listener in an nginx that relays no other path (${SHARED_AND_ALONE[1]}) adds ${extra} µs per traversal more ` +
-    `than in the nginx that also relays the TLS paths (${SHARED_AND_ALONE[0]}): on these shared cores a proxy process the other ` +
-    'interleaved paths leave idle is slower to relay, whatever its configuration'
+    `; one plain stream listener added ${addedPerTraversalMicros(alone.p50Ms, direct.p50Ms)} µs per traversal in an nginx that relays ` +
+    `no other path (${SHARED_AND_ALONE[1]}) and ${addedPerTraversalMicros(shared.p50Ms, direct.p50Ms)} µs in the nginx shared with the ` +
+    `TLS paths (${SHARED_AND_ALONE[0]}): how its process is scheduled on these shared cores moves a path by that much, whatever its configuration`
   );
 }
 
@@ -337,7 +338,9 @@ function processLayoutText(latency: LatencyResults | undefined, nginxName: strin
   const extra = aloneExtraMicros(latency.paths);
   return (
     `; ${nginxName}'s nginx relays ${nginx.length === 1 ? 'no other path' : `${nginx.length} paths`}, ${haproxyName}'s HAProxy ${haproxy.length}` +
-    (extra === undefined ? '' : ` (the A/B control: one listener alone in its nginx was ${extra} µs per traversal slower than shared)`)
+    (extra === undefined
+      ? ''
+      : ` (in this run one listener relayed ${Math.abs(extra)} µs per traversal ${extra >= 0 ? 'later' : 'sooner'} alone in its nginx than shared: the A/B control)`)
   );
 }
 
