@@ -14,6 +14,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { NginxSpec } from '../nginx/spec';
+import { shellQuote } from '../servers/shell';
 import { startNginx, type NginxHandle } from '../local/nginx-process';
 import type { ClientWorker } from './client-pool';
 import type { HeapProfile, HeapSite } from './results';
@@ -281,7 +282,7 @@ function writeMassifWrapper(dir: string, binary: string): string {
       'for arg in "$@"; do',
       '  if [ "$arg" = "daemon off;" ]; then args+=("daemon off; master_process off;"); else args+=("$arg"); fi',
       'done',
-      `exec valgrind --tool=massif --threshold=0.05 --depth=30 --massif-out-file=${heapDir}/massif.%p.out ${binary} "\${args[@]}"`,
+      `exec valgrind --tool=massif --threshold=0.05 --depth=30 ${shellQuote(`--massif-out-file=${heapDir}/massif.%p.out`)} ${shellQuote(binary)} "\${args[@]}"`,
       '',
     ].join('\n'),
     { mode: 0o755 },
