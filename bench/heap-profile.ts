@@ -18,6 +18,7 @@ import { shellQuote } from '../servers/shell';
 import { startNginx, type NginxHandle } from '../local/nginx-process';
 import type { ClientWorker } from './client-pool';
 import type { HeapProfile, HeapSite } from './results';
+import { spread } from './stats';
 
 /** One node of a massif heap tree: bytes allocated under a stack frame. */
 export interface MassifNode {
@@ -112,6 +113,16 @@ const DIRECTIVE_OF_SITE: ReadonlyArray<{ readonly fn: string; readonly allocatio
   { fn: 'ngx_event_accept', allocation: 'new pool', directive: 'connection_pool_size' },
 ];
 
+/** One site in one way of allocating: what bytesBySite sums under and perConnectionSites matches on. */
+function siteKey(site: Pick<HeapSite, 'site' | 'allocation'>): string {
+  return `${site.allocation}\0${site.site}`;
+}
+
+/** GCC's clones (ngx_ssl_handshake.part.0) are the function they were cut from. */
+function unclonedName(fn: string): string {
+  return fn.replace(/\.(part|isra|constprop|cold)\.\d+$/, '');
+}
+
 /** Bytes by allocation site: the first frame of each stack that is not an allocator wrapper, with
  * how it was allocated (an object of its own, a new pool, or a new block of a pool). A site in a
  * library without symbols (OpenSSL) is named by its first named frame and the nginx function that
@@ -119,7 +130,7 @@ const DIRECTIVE_OF_SITE: ReadonlyArray<{ readonly fn: string; readonly allocatio
 export function bytesBySite(tree: MassifNode): HeapSite[] {
   const sites = new Map<string, HeapSite>();
   const add = (site: string, allocation: HeapSite['allocation'], bytes: number, directive: string | null, library: string | null = null): void => {
-    const key = `${allocation}\0${site}`;
+    const key = siteKey({ site, allocation });
     const previous = sites.get(key);
     sites.set(key, { site, allocation, bytes: (previous?.bytes ?? 0) + bytes, directive, library });
   };
@@ -127,7 +138,7 @@ export function bytesBySite(tree: MassifNode): HeapSite[] {
   const nginxCaller = (node: MassifNode | undefined): string | null => {
     for (let current = node; current; current = [...current.children].sort((a, b) => b.bytes - a.bytes)[0]) {
       const frame = parseFrame(current.frame);
-      if (frame && frame.fn.startsWith('ngx_')) return frame.fn.replace(/\.(part|isra|constprop|cold)\.\d+$/, '');
+      if (frame && frame.fn.startsWith('ngx_')) return unclonedName(frame.fn);
     }
     return null;
   };
@@ -148,8 +159,7 @@ export function bytesBySite(tree: MassifNode): HeapSite[] {
       for (const child of node.children) walk(child, next, library ?? via);
       return;
     }
-    // GCC's clones (ngx_ssl_handshake.part.0) are the function they were cut from.
-    const fn = frame.fn.replace(/\.(part|isra|constprop|cold)\.\d+$/, '');
+    const fn = unclonedName(frame.fn);
     const caller = library !== null ? nginxCaller(node.children[0]) : null;
     const located = `${fn}${frame.where && library === null ? ` (${frame.where})` : ''}`;
     const site =
@@ -173,10 +183,9 @@ export function perConnectionSites(
   connections: number,
   minBytesPerConnection = 8,
 ): HeapSite[] {
-  const key = (site: HeapSite): string => `${site.allocation}\0${site.site}`;
-  const base = new Map(bytesBySite(before.tree).map((site) => [key(site), site.bytes]));
+  const base = new Map(bytesBySite(before.tree).map((site) => [siteKey(site), site.bytes]));
   return bytesBySite(after.tree)
-    .map((site) => ({ ...site, bytes: Math.round((site.bytes - (base.get(key(site)) ?? 0)) / connections) }))
+    .map((site) => ({ ...site, bytes: Math.round((site.bytes - (base.get(siteKey(site)) ?? 0)) / connections) }))
     .filter((site) => site.bytes >= minBytesPerConnection)
     .sort((a, b) => b.bytes - a.bytes);
 }
@@ -238,11 +247,12 @@ export interface HeapProfilePlan {
 export function idleDeepstreamClients(workers: readonly ClientWorker[], ca: string, subnet: number): IdleClients {
   return {
     open: async (url, count) => {
+      const perWorker = spread(count, workers.length);
       const replies = await Promise.all(
         workers.map((worker, index) =>
           worker.connect({
             url,
-            count: Math.floor(count / workers.length) + (index < count % workers.length ? 1 : 0),
+            count: perWorker[index]!,
             ca,
             localAddress: `127.0.${subnet}.${index + 1}`,
             // valgrind runs nginx many times slower: fewer handshakes at once, more time for each.

@@ -103,6 +103,13 @@ function rerender(jsonPath: string): number {
   return 0;
 }
 
+/** `url` (a path's URL) with another port: the same listener kind on another nginx. */
+function withPort(url: string, port: number): string {
+  const moved = new URL(url);
+  moved.port = String(port);
+  return moved.toString();
+}
+
 /** Written next to the target and renamed, so an interrupted run never leaves half a file. */
 function writeAtomically(file: string, content: string): void {
   fs.writeFileSync(`${file}.tmp`, content);
@@ -337,7 +344,7 @@ async function main(): Promise<number> {
           {
             name: 'nginx-http-bare',
             description: 'nginx http mode, `proxy_pass` + upgrade headers and nginx defaults only',
-            url: environment.paths['nginx-http'].url.replace(/:\d+\//, `:${barePort}/`),
+            url: withPort(environment.paths['nginx-http'].url, barePort),
             ...nginxBare,
           },
           probe('nginx-http', nginxPlain),
@@ -384,7 +391,7 @@ async function main(): Promise<number> {
                   paths: nginxPathsIn(dir),
                   streamModule: { kind: 'static' },
                 };
-                const url = environment.paths[name].url.replace(/:\/\/([^/]+):\d+\//, `://$1:${port}/`);
+                const url = withPort(environment.paths[name].url, port);
                 return { name, description: `${environment.paths[name].description}, under valgrind massif`, dir, spec, url };
               };
               return Promise.all([listener('nginx-http', false), listener('nginx-https', true)]).then((listeners) =>

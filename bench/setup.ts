@@ -6,7 +6,8 @@
  * - a second nginx with a plain http listener and a third with a worker per core (the worker-count lever),
  *   both rendered from the topology's own spec with only the listener and worker settings changed;
  * - a fourth nginx with only the plain stream listener: the same listener as on the topology nginx, in
- *   a process that relays no other path (how many interleaved paths a process relays moves its latency);
+ *   a process that relays no other path (the process a path runs in, and how it is scheduled, moves
+ *   its latency by a different amount in each run);
  * - HAProxy with the equivalent configuration (bench/haproxy.ts), in two processes laid out like
  *   nginx's: plain http alone, the TLS and tcp listeners together.
  * Variants are renderer input; rendered text is never edited.
@@ -90,6 +91,12 @@ const NGINX_PER_CORE = 'nginx (plain http, a worker per core)';
 const NGINX_ALONE = 'nginx (plain stream, no other path)';
 const HAPROXY = 'haproxy';
 const HAPROXY_ALONE = 'haproxy (plain http, no other path)';
+type HaproxyName = typeof HAPROXY | typeof HAPROXY_ALONE;
+/** Which HAProxy process relays which path; the listeners each one is started with follow it. */
+const HAPROXY_PATHS: Readonly<Record<HaproxyName, readonly PathName[]>> = {
+  [HAPROXY]: ['haproxy-https', 'haproxy-tcp', 'haproxy-tcp-tls'],
+  [HAPROXY_ALONE]: ['haproxy-http'],
+};
 
 /** Connection limit of the comparison HAProxy: latency needs a handful, nothing here needs more. */
 const HAPROXY_MAX_CONNECTIONS = 4096;
@@ -145,7 +152,7 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
     const nginxPerCore = await startNginx({ dir: plainDirs['per-core'], spec: plainSpec('per-core') });
     cleanups.push(() => nginxPerCore.stop());
     // The plain stream listener once more, in an nginx that relays no other path: an A/B control for
-    // what it costs a path to be relayed by a process that the other interleaved paths leave idle.
+    // how far the process a path runs in moves its latency in this run.
     const aloneDir = path.join(topology.runFolder, 'nginx-alone');
     const aloneStreamPort = await pickFreePort();
     fs.mkdirSync(aloneDir, { recursive: true, mode: 0o755 });
@@ -172,9 +179,9 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
       tcpTls: await pickFreePort(),
     };
     // HAProxy's processes mirror nginx's: plain http in one that relays no other path, as nginx-http
-    // is, the other three in one, as nginx's TLS and stream paths are. How many interleaved paths a
-    // process relays changes its latency on these shared cores (nginx-stream-alone measures it).
-    const haproxyListeners: Record<typeof HAPROXY | typeof HAPROXY_ALONE, HaproxyListeners> = {
+    // is, the other three in one, as nginx's TLS and stream paths are. The process a path runs in
+    // moves its latency on these shared cores (nginx-stream-alone measures by how much).
+    const haproxyListeners: Record<HaproxyName, HaproxyListeners> = {
       [HAPROXY]: { name: 'haproxy', http: [{ port: haproxyPorts.https, tls: true }], tcp: [{ port: haproxyPorts.tcp, tls: false }, { port: haproxyPorts.tcpTls, tls: true }] },
       [HAPROXY_ALONE]: { name: 'haproxy-alone', http: [{ port: haproxyPorts.http, tls: false }], tcp: [] },
     };
@@ -185,7 +192,7 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
     cleanups.push(async () => {
       for (const haproxy of Object.values(haproxies)) await haproxy.stop({ signal: 'SIGTERM', graceMs: 3000 });
     });
-    const haproxyOf = (pathName: PathName): typeof HAPROXY | typeof HAPROXY_ALONE => (pathName === 'haproxy-http' ? HAPROXY_ALONE : HAPROXY);
+    const haproxyOf = (pathName: PathName): HaproxyName => (HAPROXY_PATHS[HAPROXY_ALONE].includes(pathName) ? HAPROXY_ALONE : HAPROXY);
     const restartHaproxy = async (pathName: PathName): Promise<void> => {
       const which = haproxyOf(pathName);
       await haproxies[which].stop({ signal: 'SIGTERM', graceMs: 3000 });
@@ -243,8 +250,7 @@ export async function startBenchEnvironment(options: SetupOptions): Promise<Benc
       [NGINX_PLAIN]: ['nginx-http'],
       [NGINX_PER_CORE]: ['nginx-http-per-core'],
       [NGINX_ALONE]: ['nginx-stream-alone'],
-      [HAPROXY]: ['haproxy-https', 'haproxy-tcp', 'haproxy-tcp-tls'],
-      [HAPROXY_ALONE]: ['haproxy-http'],
+      ...HAPROXY_PATHS,
     };
     const components: Record<string, () => readonly number[]> = {
       [NGINX_TLS]: () => processTree(topology.nginx.masterPid),

@@ -98,7 +98,7 @@ export async function timeNginxBuild(options: { readonly keepInstall?: boolean }
   }
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-nginx-build-'));
   const installRoot = options.keepInstall ? fs.mkdtempSync(path.join(os.tmpdir(), 'bench-nginx-install-')) : root;
-  const prefix = path.join(installRoot, 'prefix');
+  const installPaths = nginxPathsUnderPrefix(path.join(installRoot, 'prefix'));
   let kept = false;
   let server: http.Server | undefined;
   const gnupgHome = path.join(root, 'gnupg');
@@ -139,7 +139,7 @@ export async function timeNginxBuild(options: { readonly keepInstall?: boolean }
         downloadBaseUrl: baseUrl,
         pgpKeyUrls: [`${baseUrl}/key.asc`],
         pgpFingerprints: [fingerprint],
-        paths: nginxPathsUnderPrefix(prefix),
+        paths: installPaths,
         user: 'nobody',
         group: 'nogroup',
         workDir: path.join(root, 'work'),
@@ -152,7 +152,7 @@ export async function timeNginxBuild(options: { readonly keepInstall?: boolean }
     const configure = stepSeconds(log, 'configuring:', 'compiling with');
     const make = stepSeconds(log, 'compiling with', 'installing into');
     const split = configure !== null && make !== null ? `configure ${configure} s, make ${make} s (log timestamps, 1 s resolution)` : '';
-    const binary = nginxPathsUnderPrefix(prefix).sbinPath;
+    const binary = installPaths.sbinPath;
     kept = Boolean(options.keepInstall) && timing.ok && fs.existsSync(binary);
     return {
       timing: { ...timing, note: [timing.note, split].filter(Boolean).join('; ') },
