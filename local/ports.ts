@@ -1,4 +1,5 @@
 /** Loopback ports for the local topology: picked free at run time, or checked when given. */
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 
 export const LOOPBACK = '127.0.0.1';
@@ -16,9 +17,46 @@ function listenOnce(port: number, host: string): Promise<number> {
   });
 }
 
-/** A port the kernel reports free on loopback right now. */
-export function pickFreePort(host = LOOPBACK): Promise<number> {
-  return listenOnce(0, host);
+/** Lowest port picked for a listener: clear of the well-known and commonly configured ones. */
+const PICKED_PORT_MIN = 20000;
+/** Where Linux starts handing out source ports when its /proc file cannot be read. */
+const DEFAULT_EPHEMERAL_START = 32768;
+/** Ports this process has picked already: a picked port is bound later, by another process. */
+const picked = new Set<number>();
+
+/** First port of the kernel's ephemeral range (source ports of outgoing connections, and bind(0)). */
+function ephemeralRangeStart(): number {
+  try {
+    const first = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(first) && first > 0 ? first : DEFAULT_EPHEMERAL_START;
+  } catch {
+    return DEFAULT_EPHEMERAL_START;
+  }
+}
+
+/**
+ * A port free on loopback right now, below the kernel's ephemeral range and not picked before by
+ * this process. bind(0) would hand out a port from that range, which any outgoing connection may
+ * then take as its source port before the server meant to listen there binds it: an nginx reload
+ * failed with EADDRINUSE that way while other tests held thousands of connections.
+ */
+export async function pickFreePort(host = LOOPBACK): Promise<number> {
+  const high = ephemeralRangeStart() - 1;
+  for (let attempt = 0; high > PICKED_PORT_MIN && attempt < 100; attempt += 1) {
+    const port = PICKED_PORT_MIN + Math.floor(Math.random() * (high - PICKED_PORT_MIN + 1));
+    if (picked.has(port)) continue;
+    try {
+      await listenOnce(port, host);
+      picked.add(port);
+      return port;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+    }
+  }
+  // No room below the ephemeral range (an unusual ip_local_port_range): let the kernel choose.
+  const port = await listenOnce(0, host);
+  picked.add(port);
+  return port;
 }
 
 /** Throws one clear error naming the port and its purpose when it cannot be bound. */

@@ -48,6 +48,17 @@ describe('ports', () => {
     }
   });
 
+  test('picked ports lie below the ephemeral range (outgoing connections cannot take them) and never repeat', async () => {
+    const ephemeralStart = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    const ports: number[] = [];
+    for (let index = 0; index < 200; index += 1) ports.push(await pickFreePort());
+    expect(new Set(ports).size).toBe(200);
+    for (const port of ports) {
+      expect(port).toBeGreaterThanOrEqual(20000);
+      expect(port).toBeLessThan(ephemeralStart);
+    }
+  });
+
   test('free ports are picked distinct, given ones are kept, a port given twice is refused', async () => {
     const given = await pickFreePort();
     const ports = await resolvePorts([

@@ -8,9 +8,9 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { pickFreePort } from '../../local/ports';
 import { makeSelfSignedCertificate, type CertificateFiles } from '../../local/tls';
 import { ERROR_PAGE_FILE, renderErrorPage } from '../../nginx/conf';
 import type { NginxPaths } from '../../nginx/spec';
@@ -306,16 +306,9 @@ export async function startNginx(
   return { pid: child.pid as number, confPath, stop };
 }
 
-/** A TCP port free on 127.0.0.1 right now. */
+/** A TCP port free on 127.0.0.1 right now (outside the ephemeral range; see pickFreePort). */
 export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
+  return pickFreePort();
 }
 
 /** `count` distinct free ports. */
